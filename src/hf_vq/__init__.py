@@ -1,0 +1,38 @@
+"""hf_vq: Hugging Face-native discrete image tokenizers.
+
+Importing ``hf_vq`` registers every tokenizer with ``AutoConfig``, ``AutoModel`` and
+``AutoImageProcessor``.
+"""
+
+from .models import (
+    CVQVAEConfig,
+    CVQVAEModel,
+    FSQVAEConfig,
+    FSQVAEModel,
+    LFQVAEConfig,
+    LFQVAEModel,
+    SimVQVAEConfig,
+    SimVQVAEModel,
+    VQVAEConfig,
+    VQVAEModel,
+    register_auto_classes,
+)
+from .processing import VQImageProcessor
+
+register_auto_classes()
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CVQVAEConfig",
+    "CVQVAEModel",
+    "FSQVAEConfig",
+    "FSQVAEModel",
+    "LFQVAEConfig",
+    "LFQVAEModel",
+    "SimVQVAEConfig",
+    "SimVQVAEModel",
+    "VQImageProcessor",
+    "VQVAEConfig",
+    "VQVAEModel",
+]

@@ -1,0 +1,28 @@
+"""Registration of every hf_vq config / model / image processor with the transformers Auto classes.
+
+One list, one place: a new tokenizer adds its (config, model) pair here.
+"""
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
+
+from ..processing import VQImageProcessor
+from .cvq_vae import CVQVAEConfig, CVQVAEModel
+from .fsq_vae import FSQVAEConfig, FSQVAEModel
+from .lfq_vae import LFQVAEConfig, LFQVAEModel
+from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
+from .vqvae import VQVAEConfig, VQVAEModel
+
+TOKENIZERS = {
+    "vqvae": (VQVAEConfig, VQVAEModel),
+    "fsq_vae": (FSQVAEConfig, FSQVAEModel),
+    "simvq_vae": (SimVQVAEConfig, SimVQVAEModel),
+    "lfq_vae": (LFQVAEConfig, LFQVAEModel),
+    "cvq_vae": (CVQVAEConfig, CVQVAEModel),
+}
+
+
+def register_auto_classes() -> None:
+    for model_type, (config_class, model_class) in TOKENIZERS.items():
+        AutoConfig.register(model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+        AutoImageProcessor.register(config_class, image_processor_classes={"pil": VQImageProcessor, "torchvision": VQImageProcessor}, exist_ok=True)

@@ -1,0 +1,16 @@
+"""FSQ-VAE: SimpleCNN encoder -> FSQ (no codebook, no loss) -> decoder."""
+
+from ...quantizers import FSQ
+from ..simple_cnn import SimpleCNNTokenizerModel
+from .configuration_fsq_vae import FSQVAEConfig
+
+
+class FSQVAEModel(SimpleCNNTokenizerModel):
+    config: FSQVAEConfig
+    config_class = FSQVAEConfig
+
+    def build_quantizer(self, config: FSQVAEConfig) -> FSQ:
+        return FSQ(config.levels)
+
+
+__all__ = ["FSQVAEModel"]

@@ -1,0 +1,3 @@
+from .modeling_simple_cnn import SimpleCNNConfig, SimpleCNNTokenizerModel
+
+__all__ = ["SimpleCNNConfig", "SimpleCNNTokenizerModel"]

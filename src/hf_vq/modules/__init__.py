@@ -1,0 +1,5 @@
+"""Building blocks shared by the tokenizers (conv encoders/decoders, ViT blocks, discriminators)."""
+
+from .simple_cnn import SimpleCNNDecoder, SimpleCNNEncoder
+
+__all__ = ["SimpleCNNDecoder", "SimpleCNNEncoder"]

@@ -1,0 +1,263 @@
+"""Codebook behaviours that compose with :class:`VectorQuantizer`.
+
+Each behaviour does one job and hooks into the quantizer at three points:
+
+* ``before_search(vq, vectors)``: training only, before the nearest-code search
+  (k-means initialisation);
+* ``loss_terms(vq, vectors)``: extra weighted loss terms (entropy regularisation);
+* ``after_search(vq, vectors, indices)``: training only, after the search (EMA update,
+  dead-code re-initialisation).
+
+``vectors`` are the (N, codebook_dim) inputs in codebook space (after the projection and,
+with ``l2_norm``, after normalisation). Statistics are all-reduced across processes and
+random choices are broadcast from rank 0, so every process keeps the same codebook.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .distributed import all_reduce_sum, broadcast
+from .nearest import nearest_code
+
+
+class CodebookBehaviour(nn.Module):
+    """Base class: every hook is a no-op."""
+
+    #: True when the behaviour updates the codebook itself (no gradient codebook term).
+    owns_codebook = False
+
+    def attach(self, vq) -> None:
+        """Called once by the quantizer's constructor (register sized buffers here)."""
+
+    def reset_state(self, vq) -> None:
+        """Put the behaviour's buffers back to their initial values for ``vq``'s codebook."""
+
+    def before_search(self, vq, vectors: torch.Tensor) -> None:
+        pass
+
+    def loss_terms(self, vq, vectors: torch.Tensor) -> dict:
+        return {}
+
+    def after_search(self, vq, vectors: torch.Tensor, indices: torch.Tensor) -> None:
+        pass
+
+    def on_codebook_reset(self, vq) -> None:
+        """Called when another behaviour overwrote the codebook (e.g. k-means init)."""
+
+
+def _code_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    return torch.bincount(indices, minlength=codebook_size).float()
+
+
+def _code_sums(vectors: torch.Tensor, indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    sums = torch.zeros(codebook_size, vectors.shape[1], dtype=torch.float32, device=vectors.device)
+    sums.index_add_(0, indices, vectors.float())
+    return sums
+
+
+class EMAUpdate(CodebookBehaviour):
+    """Exponential-moving-average codebook (VQ-VAE-2 / Sonnet style).
+
+    ``ema_count <- d * ema_count + (1 - d) * n_k`` and ``ema_sum <- d * ema_sum + (1 - d) * sum_k``
+    with the batch counts ``n_k`` and sums ``sum_k`` of the vectors assigned to code k
+    (summed over processes); then ``code_k = ema_sum_k / ema_count_k``. Both start as
+    (codebook, 1), so a code that is never hit keeps its value (numerator and
+    denominator decay together) and no division by zero can occur.
+    """
+
+    owns_codebook = True
+
+    def __init__(self, decay: float = 0.99, eps: float = 1e-5):
+        super().__init__()
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1); got {decay}.")
+        self.decay = decay
+        self.eps = eps
+
+    def attach(self, vq) -> None:
+        self.register_buffer("ema_count", torch.ones(vq.codebook_size))
+        self.register_buffer("ema_sum", vq.codebook.detach().clone().float())
+
+    @torch.no_grad()
+    def reset_state(self, vq) -> None:
+        nn.init.ones_(self.ema_count)
+        self.ema_sum.copy_(vq.codebook.detach())
+
+    def on_codebook_reset(self, vq) -> None:
+        self.reset_state(vq)
+
+    @torch.no_grad()
+    def after_search(self, vq, vectors, indices) -> None:
+        counts = all_reduce_sum(_code_counts(indices, vq.codebook_size))
+        sums = all_reduce_sum(_code_sums(vectors, indices, vq.codebook_size))
+        self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        vq.codebook.data.copy_(self.ema_sum / self.ema_count.clamp_min(self.eps)[:, None])
+
+
+class KMeansInit(CodebookBehaviour):
+    """Initialise the codebook by k-means on the first training batch (lazy init).
+
+    Spherical k-means when the quantizer l2-normalises. The initial centroids are random
+    vectors of rank 0's batch (broadcast); each Lloyd iteration sums over all processes.
+    """
+
+    def __init__(self, iters: int = 10):
+        super().__init__()
+        self.iters = iters
+        self.register_buffer("initialised", torch.tensor(False))
+
+    @torch.no_grad()
+    def reset_state(self, vq) -> None:
+        self.initialised.fill_(False)
+
+    @torch.no_grad()
+    def before_search(self, vq, vectors) -> None:
+        if bool(self.initialised):
+            return
+        centroids = kmeans(vectors.float(), vq.codebook_size, self.iters, spherical=vq.l2_norm,
+                           max_elements=vq.max_search_elements)
+        vq.codebook.data.copy_(centroids)
+        self.initialised.fill_(True)
+        for behaviour in vq.behaviours:
+            behaviour.on_codebook_reset(vq)
+
+
+@torch.no_grad()
+def kmeans(vectors: torch.Tensor, k: int, iters: int, spherical: bool = False, max_elements: int = 2**24):
+    """Lloyd's k-means, distributed-consistent. Empty clusters keep their centroid."""
+    n = vectors.shape[0]
+    choice = torch.randint(0, n, (k,), device=vectors.device) if n < k else torch.randperm(n, device=vectors.device)[:k]
+    centroids = broadcast(vectors[choice].clone())
+    if spherical:
+        centroids = F.normalize(centroids, dim=-1)
+    for _ in range(iters):
+        assign = nearest_code(vectors, centroids, max_elements)
+        counts = all_reduce_sum(_code_counts(assign, k))
+        sums = all_reduce_sum(_code_sums(vectors, assign, k))
+        updated = sums / counts.clamp_min(1)[:, None]
+        if spherical:
+            updated = F.normalize(updated, dim=-1)
+        centroids = torch.where(counts[:, None] > 0, updated, centroids)
+    return centroids
+
+
+class EntropyRegularization(CodebookBehaviour):
+    """Entropy penalty ``weight * (mean sample entropy - entropy of the mean)``.
+
+    With ``p_i = softmax(-||z_i - c||^2 / temperature)``: the first term makes each
+    assignment confident, the second spreads usage over the codebook. Computed over chunks
+    of vectors under activation checkpointing, so only the (K,) running sums are kept for
+    backward, never the (N, K) probability matrix.
+    """
+
+    def __init__(self, weight: float = 0.1, temperature: float = 0.01, eps: float = 1e-5, chunk_size: int = 4096):
+        super().__init__()
+        self.weight = weight
+        self.temperature = temperature
+        self.eps = eps
+        self.chunk_size = chunk_size
+
+    def _chunk_stats(self, chunk: torch.Tensor, codes: torch.Tensor):
+        distances = chunk.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * chunk @ codes.t()
+        logits = -distances / self.temperature
+        log_probs = F.log_softmax(logits, dim=1)
+        probs = log_probs.exp()
+        return probs.sum(0), -(probs * log_probs).sum()
+
+    def loss_terms(self, vq, vectors) -> dict:
+        if self.weight == 0:
+            return {}
+        return {"entropy": self.weight * self.entropy_loss(vectors, vq.lookup_table())}
+
+    def entropy_loss(self, vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        n = vectors.shape[0]
+        prob_sum = 0.0
+        entropy_sum = 0.0
+        for start in range(0, n, self.chunk_size):
+            chunk = vectors[start : start + self.chunk_size]
+            if torch.is_grad_enabled() and (chunk.requires_grad or codes.requires_grad):
+                p, h = checkpoint(self._chunk_stats, chunk, codes, use_reentrant=False)
+            else:
+                p, h = self._chunk_stats(chunk, codes)
+            prob_sum = prob_sum + p
+            entropy_sum = entropy_sum + h
+        avg_probs = prob_sum / n
+        avg_entropy = -(avg_probs * torch.log(avg_probs + self.eps)).sum()
+        sample_entropy = entropy_sum / n
+        return sample_entropy - avg_entropy
+
+
+ANCHORS = ("closest", "random", "probabilistic")
+
+
+class DeadCodeReinit(CodebookBehaviour):
+    """CVQ-VAE online clustered re-initialisation of rarely used codes.
+
+    Keeps ``usage`` = EMA (decay 0.99) of each code's share of the batch, then moves every
+    code towards an anchor feature with ``alpha = exp(-usage * K * 10 / (1 - decay) - 1e-3)``:
+    ``code <- code * (1 - alpha) + anchor * alpha``. Well-used codes get alpha ~ 0; dead
+    codes are replaced by their anchor. Anchors:
+
+    * ``closest``: for each code, the batch feature most similar to it;
+    * ``random``: a uniformly random batch feature (the official code draws from a
+      feature pool that equals the batch once the batch holds at least K vectors);
+    * ``probabilistic``: a batch feature drawn with probability softmax(similarity).
+
+    Similarity is cosine when the quantizer uses cosine search or l2 norm, else negative
+    squared distance. Anchors are drawn on rank 0 and broadcast.
+    """
+
+    def __init__(self, anchor: str = "closest", decay: float = 0.99, chunk_codes: int = 1024):
+        super().__init__()
+        if anchor not in ANCHORS:
+            raise ValueError(f"Unknown anchor {anchor!r}; choose one of {ANCHORS}.")
+        self.anchor = anchor
+        self.decay = decay
+        self.chunk_codes = chunk_codes
+
+    def attach(self, vq) -> None:
+        self.register_buffer("usage", torch.zeros(vq.codebook_size))
+
+    @torch.no_grad()
+    def reset_state(self, vq) -> None:
+        nn.init.zeros_(self.usage)
+
+    def reinit_weights(self, usage: torch.Tensor, codebook_size: int) -> torch.Tensor:
+        """alpha per code, the CVQ-VAE formula."""
+        return torch.exp(-(usage * codebook_size * 10) / (1 - self.decay) - 1e-3)
+
+    @torch.no_grad()
+    def _similarity(self, vq, codes, features):
+        if vq.l2_norm or vq.distance == "cosine":
+            return F.normalize(codes, dim=-1) @ F.normalize(features, dim=-1).t()
+        return -(codes.pow(2).sum(1, keepdim=True) + features.pow(2).sum(1) - 2 * codes @ features.t())
+
+    @torch.no_grad()
+    def anchors(self, vq, features: torch.Tensor) -> torch.Tensor:
+        k = vq.codebook_size
+        if self.anchor == "random":
+            choice = torch.randint(0, features.shape[0], (k,), device=features.device)
+            return features[choice]
+        picks = []
+        for start in range(0, k, self.chunk_codes):
+            sim = self._similarity(vq, vq.codebook[start : start + self.chunk_codes].float(), features)
+            if self.anchor == "closest":
+                picks.append(sim.argmax(dim=1))
+            else:
+                picks.append(torch.multinomial(F.softmax(sim, dim=1), 1).squeeze(1))
+        return features[torch.cat(picks)]
+
+    @torch.no_grad()
+    def after_search(self, vq, vectors, indices) -> None:
+        counts = all_reduce_sum(_code_counts(indices, vq.codebook_size))
+        batch_usage = counts / counts.sum().clamp_min(1)
+        self.usage.mul_(self.decay).add_(batch_usage, alpha=1 - self.decay)
+        anchors = broadcast(self.anchors(vq, vectors.float()).contiguous())
+        alpha = self.reinit_weights(self.usage, vq.codebook_size)[:, None]
+        vq.codebook.data.copy_(vq.codebook.data * (1 - alpha) + anchors * alpha)
+
+
+__all__ = ["CodebookBehaviour", "EMAUpdate", "KMeansInit", "EntropyRegularization", "DeadCodeReinit", "kmeans", "ANCHORS"]

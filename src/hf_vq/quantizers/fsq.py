@@ -1,0 +1,83 @@
+"""Finite Scalar Quantization (Mentzer et al. 2023)."""
+
+import itertools
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .output import QuantizerOutput, batch_perplexity
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round with straight-through gradients."""
+    return torch.round(x) + (x - x.detach())
+
+
+class FSQ(nn.Module):
+    """Bound each channel to ``L_i`` values, round, and rescale to [-1, 1].
+
+    ``bound(z) = tanh(z + shift) * half_l - offset`` with ``half_l = (L - 1)(1 - eps) / 2``,
+    ``offset = 0.5`` for even L (0 for odd) and ``shift = atanh(offset / half_l)``; the
+    rounded value lies in {-(L//2), ..., L - 1 - L//2} and is divided by ``L // 2``.
+    The index is the mixed-radix number of the per-channel digits (bijective over the
+    ``prod(levels)`` codes). There is no loss.
+    """
+
+    def __init__(self, levels: Sequence[int], eps: float = 1e-3):
+        super().__init__()
+        levels = [int(level) for level in levels]
+        if not levels or any(level < 2 for level in levels):
+            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2; got {levels}.")
+        self.levels_list = levels
+        self.dim = len(levels)
+        self.codebook_size = math.prod(levels)
+        self.eps = eps
+        # Plain lists, not buffers: nothing to save, nothing to re-create on the meta device.
+        self.basis_list = [1, *itertools.accumulate(levels[:-1], lambda a, b: a * b)]
+
+    def _levels(self, device) -> torch.Tensor:
+        return torch.tensor(self.levels_list, dtype=torch.long, device=device)
+
+    def _basis(self, device) -> torch.Tensor:
+        return torch.tensor(self.basis_list, dtype=torch.long, device=device)
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        int_levels = self._levels(z.device)
+        levels = int_levels.to(z.dtype)
+        half_l = (levels - 1) * (1 - self.eps) / 2
+        offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(z.dtype)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        if z.shape[-1] != self.dim:
+            raise ValueError(f"FSQ with levels {self.levels_list} expects input (..., {self.dim}); got {tuple(z.shape)}.")
+        half_width = (self._levels(z.device) // 2).to(z.dtype)
+        quantized = round_ste(self.bound(z)) / half_width
+        indices = self.codes_to_indices(quantized.detach())
+        zero = z.new_zeros(())
+        return QuantizerOutput(
+            quantized=quantized,
+            indices=indices,
+            loss=zero,
+            loss_terms={},
+            perplexity=batch_perplexity(indices, self.codebook_size),
+        )
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        half_width = self._levels(codes.device) // 2
+        digits = torch.round(codes * half_width).long() + half_width
+        return (digits * self._basis(codes.device)).sum(dim=-1)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        if indices.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"indices must be an integer tensor; got {indices.dtype}.")
+        levels = self._levels(indices.device)
+        digits = (indices.long()[..., None] // self._basis(indices.device)) % levels
+        half_width = levels // 2
+        return (digits - half_width).float() / half_width
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels_list}, codebook_size={self.codebook_size}"

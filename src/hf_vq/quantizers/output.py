@@ -1,0 +1,33 @@
+"""The one output contract every quantizer returns."""
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+
+
+@dataclass
+class QuantizerOutput:
+    """What a quantizer returns for channel-last input ``(..., dim)``.
+
+    ``quantized`` carries straight-through gradients to the input; ``indices`` has the
+    input's leading shape; ``loss`` is the weighted sum of ``loss_terms`` (each term is
+    already multiplied by its weight, so ``loss == sum(loss_terms.values())``).
+    """
+
+    quantized: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    loss_terms: Dict[str, torch.Tensor] = field(default_factory=dict)
+    perplexity: Optional[torch.Tensor] = None
+
+
+def batch_perplexity(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """exp(entropy) of the code histogram of one batch (a training monitor).
+
+    Uses ``bincount`` (size K), never a (N, K) one-hot.
+    """
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
+    probs = counts / counts.sum().clamp_min(1)
+    entropy = -(probs * torch.log(probs.clamp_min(1e-10))).sum()
+    return torch.exp(entropy)
