@@ -22,9 +22,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_config_and_overrides(config, rest, argv):
+    """argparse may take an override's value for the optional CONFIG positional; undo that.
+
+    The config is the first token after the command when it does not start with ``--``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tokens = argv[1:]
+    if tokens and not tokens[0].startswith("-"):
+        return tokens[0], tokens[1:]
+    return None, tokens
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        # Only commands that take free-form ``--section.key value`` overrides accept extras.
+        if not getattr(args, "accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.config, args.overrides = split_config_and_overrides(args.config, rest, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
