@@ -1,6 +1,24 @@
 """Data: the embedded default dataset, image datasets and the benchmark transforms."""
 
+from .datasets import (
+    DecodedImageDataset,
+    DecodedImageIterable,
+    EpochShuffleSampler,
+    collate_images,
+    load_image_dataset,
+)
 from .embedded import embedded_patches, load_embedded_dataset
 from .transforms import EvalTransform, TrainTransform, to_tensor
 
-__all__ = ["EvalTransform", "TrainTransform", "embedded_patches", "load_embedded_dataset", "to_tensor"]
+__all__ = [
+    "DecodedImageDataset",
+    "DecodedImageIterable",
+    "EpochShuffleSampler",
+    "EvalTransform",
+    "TrainTransform",
+    "collate_images",
+    "embedded_patches",
+    "load_embedded_dataset",
+    "load_image_dataset",
+    "to_tensor",
+]

@@ -1,5 +1,18 @@
 """Building blocks shared by the tokenizers (conv encoders/decoders, ViT blocks, discriminators)."""
 
+from .discriminators import (
+    DISCRIMINATORS,
+    PatchGANDiscriminator,
+    StyleGANDiscriminator,
+    build_discriminator,
+)
 from .simple_cnn import SimpleCNNDecoder, SimpleCNNEncoder
 
-__all__ = ["SimpleCNNDecoder", "SimpleCNNEncoder"]
+__all__ = [
+    "DISCRIMINATORS",
+    "PatchGANDiscriminator",
+    "SimpleCNNDecoder",
+    "SimpleCNNEncoder",
+    "StyleGANDiscriminator",
+    "build_discriminator",
+]

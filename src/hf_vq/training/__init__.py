@@ -1,6 +1,39 @@
-"""Training: configs and the Accelerate loop."""
+"""Training: configs, crash-safe checkpoints and the Accelerate loop."""
 
-from .config import DEMO_CONFIG, TrainConfig, apply_overrides, load_config
-from .trainer import build_model, train, train_from_config
+from .checkpointing import CheckpointManager
+from .config import (
+    DEMO_CONFIG,
+    DataConfig,
+    LossConfig,
+    TrainConfig,
+    TrainingArguments,
+    apply_overrides,
+    load_config,
+)
+from .dataloaders import build_dataloaders
+from .trainer import (
+    NonFiniteLossError,
+    TrainResult,
+    build_model,
+    run_training,
+    train,
+    train_from_config,
+)
 
-__all__ = ["DEMO_CONFIG", "TrainConfig", "apply_overrides", "build_model", "load_config", "train", "train_from_config"]
+__all__ = [
+    "DEMO_CONFIG",
+    "CheckpointManager",
+    "DataConfig",
+    "LossConfig",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingArguments",
+    "apply_overrides",
+    "build_dataloaders",
+    "build_model",
+    "load_config",
+    "run_training",
+    "train",
+    "train_from_config",
+]

@@ -1,0 +1,168 @@
+"""Train and eval DataLoaders from the ``data:`` section, sharded across processes.
+
+Map-style datasets (embedded, image folders, Hub datasets) go through Accelerate's
+``prepare``: every process gets different batches of one seeded permutation per epoch, and
+a resumed run restarts at the exact batch with ``skip_first_batches``. Streaming datasets
+are sharded by ``datasets.distributed.split_dataset_by_node`` instead (not re-sharded by
+Accelerate); a resumed streaming run re-reads and skips the batches it already used.
+"""
+
+import itertools
+import logging
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import (
+    DecodedImageDataset,
+    DecodedImageIterable,
+    EpochShuffleSampler,
+    EvalTransform,
+    TrainTransform,
+    collate_images,
+    load_image_dataset,
+)
+from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
+STREAMING_SHUFFLE_BUFFER = 10_000
+
+
+def _source(data) -> str:
+    if data.train_data_dir:
+        return "imagefolder"
+    if data.dataset == "imagefolder":
+        raise ValueError("data.dataset `imagefolder` needs data.train_data_dir (a folder of images).")
+    return data.dataset
+
+
+def load_train_and_eval_sets(config: TrainConfig):
+    """(train, eval) ``datasets`` datasets with undecoded image columns."""
+    data = config.data
+    source = _source(data)
+    common = {"dataset_config": data.dataset_config, "image_column": data.image_column, "streaming": data.streaming}
+    train_set = load_image_dataset(source, data.train_split, data_dir=data.train_data_dir, **common)
+    if data.eval_data_dir:
+        eval_set = load_image_dataset("imagefolder", "train", data_dir=data.eval_data_dir, **common)
+    elif source == "embedded":
+        eval_set = load_image_dataset("embedded", "validation")
+    else:
+        try:
+            eval_set = load_image_dataset(source, data.eval_split, data_dir=data.train_data_dir, **common)
+        except ValueError as error:
+            if "split" not in str(error).lower():
+                raise
+            if data.streaming:
+                raise ValueError(
+                    f"The streaming dataset has no split {data.eval_split!r}; set data.eval_split or data.eval_data_dir."
+                ) from error
+            # No evaluation split: hold out a fixed, seeded part of the training images.
+            holdout = min(data.eval_holdout, len(train_set) // 2)
+            logger.warning("No split %r: holding out %d training images for evaluation.", data.eval_split, holdout)
+            parts = train_set.train_test_split(test_size=holdout, seed=config.seed)
+            train_set, eval_set = parts["train"], parts["test"]
+    if data.max_eval_images:
+        eval_set = eval_set.take(data.max_eval_images) if data.streaming else eval_set.select(
+            range(min(data.max_eval_images, len(eval_set))))
+    return train_set, eval_set
+
+
+class TrainBatches:
+    """Endless iterator of training batches that knows how to start at any micro-batch.
+
+    The order is a function of (seed, epoch) only, so ``TrainBatches(..., start=n)`` yields
+    exactly what an uninterrupted run yields after its first ``n`` batches.
+    """
+
+    def __init__(self, accelerator, loader, dataset, sampler, streaming: bool, start: int = 0):
+        self.accelerator = accelerator
+        self.loader = loader
+        self.dataset = dataset
+        self.sampler = sampler
+        self.streaming = streaming
+        self.start = start
+
+    def __iter__(self):
+        if self.streaming:
+            yield from itertools.islice(self._stream_epochs(), self.start, None)
+            return
+        per_epoch = len(self.loader)
+        if per_epoch == 0:
+            raise ValueError("The training set is smaller than one batch per process; lower training.batch_size.")
+        epoch, offset = divmod(self.start, per_epoch)
+        while True:
+            loader = self.accelerator.skip_first_batches(self.loader, offset) if offset else self.loader
+            # Accelerate's loaders set the sampler's epoch to their own counter when iterated (and the
+            # loader made by skip_first_batches cannot reach our sampler): set the epoch on all of them.
+            loader.set_epoch(epoch)
+            self.sampler.set_epoch(epoch)
+            self.dataset.set_epoch(epoch)
+            yield from loader
+            epoch, offset = epoch + 1, 0
+
+    def _stream_epochs(self):
+        epoch = 0
+        while True:
+            self.dataset.set_epoch(epoch)
+            yielded = False
+            for batch in self.loader:
+                yielded = True
+                yield {key: value.to(self.accelerator.device) for key, value in batch.items()}
+            if not yielded:
+                raise ValueError("The streaming training set gave no full batch on this process.")
+            epoch += 1
+
+
+def build_dataloaders(config: TrainConfig, accelerator, start_batch: int = 0):
+    """``(TrainBatches, eval_loader)``; the eval loader yields pixel tensors, prepared for the processes."""
+    data = config.data
+    train_set, eval_set = load_train_and_eval_sets(config)
+    train_transform = TrainTransform(data.image_size, min_scale=data.min_crop_scale)
+    eval_transform = EvalTransform(data.image_size)
+    loader_kwargs = {"num_workers": data.num_workers, "collate_fn": collate_images}
+    sampler = None
+    if data.streaming:
+        from datasets.distributed import split_dataset_by_node
+
+        shard = split_dataset_by_node(train_set, rank=accelerator.process_index, world_size=accelerator.num_processes)
+        shard = shard.shuffle(seed=config.seed, buffer_size=STREAMING_SHUFFLE_BUFFER)
+        train_data = DecodedImageIterable(shard, train_transform, data.image_column, seed=config.seed)
+        train_loader = DataLoader(train_data, batch_size=config.training.batch_size, drop_last=True, **loader_kwargs)
+        eval_data = DecodedImageIterable(eval_set, eval_transform, data.image_column)
+        eval_loader = DataLoader(eval_data, batch_size=config.eval.batch_size, **loader_kwargs)
+    else:
+        train_data = DecodedImageDataset(train_set, train_transform, data.image_column, seed=config.seed)
+        sampler = EpochShuffleSampler(len(train_data), seed=config.seed)
+        train_loader = DataLoader(train_data, batch_size=config.training.batch_size, sampler=sampler,
+                                  drop_last=True, **loader_kwargs)
+        eval_data = DecodedImageDataset(eval_set, eval_transform, data.image_column)
+        eval_loader = DataLoader(eval_data, batch_size=config.eval.batch_size, **loader_kwargs)
+        train_loader, eval_loader = accelerator.prepare(train_loader, eval_loader)
+    batches = TrainBatches(accelerator, train_loader, train_data, sampler, data.streaming, start=start_batch)
+    return batches, _PixelBatches(eval_loader, accelerator.device)
+
+
+class _PixelBatches:
+    """The eval loader as plain pixel tensors (what ``evaluate_reconstruction`` takes)."""
+
+    def __init__(self, loader, device):
+        self.loader = loader
+        self.device = device
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield batch["pixel_values"].to(self.device)
+
+    def __len__(self):
+        return len(self.loader)
+
+
+def first_images(eval_batches, count: int) -> torch.Tensor:
+    """The first ``count`` evaluation images (for reconstruction grids)."""
+    collected, total = [], 0
+    for pixel_values in eval_batches:
+        collected.append(pixel_values)
+        total += len(pixel_values)
+        if total >= count:
+            break
+    return torch.cat(collected)[:count]
