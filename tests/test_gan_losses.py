@@ -13,7 +13,11 @@ from hf_vq.losses import (
     generator_loss,
     load_lpips_network,
 )
-from hf_vq.modules import PatchGANDiscriminator, StyleGANDiscriminator, build_discriminator
+from hf_vq.modules import (
+    PatchGANDiscriminator,
+    StyleGANDiscriminator,
+    build_discriminator,
+)
 
 
 def test_patchgan_matches_taming_layout_and_init():

@@ -11,6 +11,7 @@ import itertools
 import logging
 
 import torch
+from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 
 from ..data import (
@@ -122,22 +123,24 @@ def build_dataloaders(config: TrainConfig, accelerator, start_batch: int = 0):
     loader_kwargs = {"num_workers": data.num_workers, "collate_fn": collate_images}
     sampler = None
     if data.streaming:
-        from datasets.distributed import split_dataset_by_node
-
         shard = split_dataset_by_node(train_set, rank=accelerator.process_index, world_size=accelerator.num_processes)
         shard = shard.shuffle(seed=config.seed, buffer_size=STREAMING_SHUFFLE_BUFFER)
         train_data = DecodedImageIterable(shard, train_transform, data.image_column, seed=config.seed)
         train_loader = DataLoader(train_data, batch_size=config.training.batch_size, drop_last=True, **loader_kwargs)
-        eval_data = DecodedImageIterable(eval_set, eval_transform, data.image_column)
+        eval_shard = split_dataset_by_node(eval_set, rank=accelerator.process_index, world_size=accelerator.num_processes)
+        eval_data = DecodedImageIterable(eval_shard, eval_transform, data.image_column)
         eval_loader = DataLoader(eval_data, batch_size=config.eval.batch_size, **loader_kwargs)
     else:
         train_data = DecodedImageDataset(train_set, train_transform, data.image_column, seed=config.seed)
         sampler = EpochShuffleSampler(len(train_data), seed=config.seed)
         train_loader = DataLoader(train_data, batch_size=config.training.batch_size, sampler=sampler,
                                   drop_last=True, **loader_kwargs)
-        eval_data = DecodedImageDataset(eval_set, eval_transform, data.image_column)
+        # Evaluation: each process takes a contiguous shard of the images, without the padding
+        # (repeated images) that Accelerate adds to even out batches; usage counts are summed later.
+        eval_shard = split_dataset_by_node(eval_set, rank=accelerator.process_index, world_size=accelerator.num_processes)
+        eval_data = DecodedImageDataset(eval_shard, eval_transform, data.image_column)
         eval_loader = DataLoader(eval_data, batch_size=config.eval.batch_size, **loader_kwargs)
-        train_loader, eval_loader = accelerator.prepare(train_loader, eval_loader)
+        train_loader = accelerator.prepare(train_loader)
     batches = TrainBatches(accelerator, train_loader, train_data, sampler, data.streaming, start=start_batch)
     return batches, _PixelBatches(eval_loader, accelerator.device)
 
