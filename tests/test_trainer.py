@@ -20,6 +20,16 @@ from hf_vq.training import NonFiniteLossError, TrainConfig, run_training, train
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    # Accelerate keeps process-wide state (e.g. mixed precision); each run here starts afresh.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def make_image_folder(path: Path, count: int, corrupt: bool = False, seed: int = 0) -> Path:
     path.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -100,7 +110,7 @@ def test_image_folder_with_a_corrupt_file_is_skipped_and_counted(tmp_path):
         loss={"disc_weight": 0.1, "adaptive_disc_weight": False, "discriminator": "stylegan",
               "disc_loss": "non_saturating", "disc_channels": 8},
         # 41 files / batch 8 = 5 batches: 5 steps read every file once, the broken one included
-        training={"max_steps": 5, "report_to": "none"},
+        training={"max_steps": 5, "report_to": "none", "mixed_precision": "bf16"},
     )
     with pytest.warns(UserWarning, match="broken.png"):
         result = run_training(TrainConfig.from_dict(raw))
@@ -197,7 +207,7 @@ def test_resume_after_sigkill_continues_the_same_loss_curve(tmp_path):
     (checkpoints / ".tmp-checkpoint-00000006").mkdir()
     (checkpoints / ".tmp-checkpoint-00000006" / "model.safetensors").write_bytes(b"half written")
     resumed_code, resumed_log = _finish(_cli(config_path, "--output_dir", str(tmp_path / "crashed"),
-                                             "--training.resume_from", "latest"))
+                                             "--resume", "latest"))
     assert resumed_code == 0, resumed_log[-3000:]
     assert "Resumed from" in resumed_log and "checkpoint-00000003" in resumed_log
     assert not (checkpoints / ".tmp-checkpoint-00000006").exists()

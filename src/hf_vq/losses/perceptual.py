@@ -7,6 +7,7 @@ falls back to random weights: a missing file is an error saying where to put it.
 ``LPIPSLoss(network=lpips.LPIPS(net="vgg", pnet_rand=True))``.
 """
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,7 +40,10 @@ def load_lpips_network(net: str = "vgg") -> nn.Module:
             f"Download {TRUNK_WEIGHT_URLS[net]} on a machine with internet and copy it there "
             "(or set TORCH_HOME to a folder whose hub/checkpoints holds it), or set loss.lpips_weight: 0."
         )
-    network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():
+        # lpips builds its trunk with torchvision's deprecated `pretrained=` argument; we load the weights below.
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     trunk = getattr(torchvision.models, "vgg16" if net == "vgg" else "alexnet")()
     trunk.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     # lpips splits trunk.features into slices whose children keep the features' indices as names.
