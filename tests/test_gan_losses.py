@@ -79,6 +79,7 @@ def test_lecam_tracks_logit_averages_and_penalises_drift():
 
 
 def test_adaptive_weight_is_the_gradient_norm_ratio():
+    torch.manual_seed(0)
     layer = torch.nn.Parameter(torch.randn(4, 4))
     x = torch.randn(3, 4)
     out = x @ layer
@@ -88,8 +89,9 @@ def test_adaptive_weight_is_the_gradient_norm_ratio():
     grad_g = torch.autograd.grad(g, layer)[0]
     assert weight.item() == pytest.approx((grad_nll.norm() / (grad_g.norm() + 1e-4)).item(), rel=1e-5)
     assert not weight.requires_grad
-    tiny_g = (x @ layer).mean() * 0.0 + 1e-12 * (x @ layer).sum()
-    assert adaptive_generator_weight((x @ layer).pow(2).mean(), tiny_g, layer).item() == 1e4  # clamped
+    # a GAN gradient far smaller than the reconstruction gradient: the weight is clamped to 1e4
+    tiny_g = 1e-12 * (x @ layer).sum()
+    assert adaptive_generator_weight(1e3 * (x @ layer).pow(2).sum(), tiny_g, layer).item() == 1e4
 
 
 def test_lpips_without_trunk_weights_names_the_missing_file(tmp_path, monkeypatch):
@@ -111,3 +113,26 @@ def test_lpips_loss_with_injected_backbone_is_frozen_and_zero_on_identical_image
     value = loss(y, x)
     value.backward()
     assert value.item() > 0 and y.grad.abs().sum() > 0
+
+
+def test_lpips_loads_the_trunk_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    # A stand-in for torchvision's vgg16-397923af.pth: same keys (features only), known values.
+    reference = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+    features = {}
+    for slice_index in range(1, 6):
+        for name, module in getattr(reference.net, f"slice{slice_index}").named_children():
+            for key, value in module.state_dict().items():
+                features[f"features.{name}.{key}"] = torch.randn_like(value)
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(features, checkpoints / "vgg16-397923af.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    network = load_lpips_network("vgg")
+    assert torch.equal(network.net.slice1[0].weight, features["features.0.weight"])
+    assert torch.equal(getattr(network.net.slice5, "28").bias, features["features.28.bias"])
+    # the package's calibrated linear layers are loaded too (not random): they are non-negative
+    assert all((layer.model[-1].weight >= 0).all() for layer in network.lins)
+
+    torch.save({"features.0.weight": torch.zeros(1)}, checkpoints / "vgg16-397923af.pth")
+    with pytest.raises(ValueError, match="does not look like torchvision's vgg weights"):
+        load_lpips_network("vgg")

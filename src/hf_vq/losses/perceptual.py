@@ -31,7 +31,6 @@ def trunk_weights_path(net: str = "vgg") -> Path:
 def load_lpips_network(net: str = "vgg") -> nn.Module:
     """``lpips.LPIPS(net=net)`` with its pretrained linear layers and the ImageNet trunk from the hub cache."""
     import lpips
-    import torchvision
 
     path = trunk_weights_path(net)
     if not path.is_file():
@@ -44,12 +43,17 @@ def load_lpips_network(net: str = "vgg") -> nn.Module:
         # lpips builds its trunk with torchvision's deprecated `pretrained=` argument; we load the weights below.
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-    trunk = getattr(torchvision.models, "vgg16" if net == "vgg" else "alexnet")()
-    trunk.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    # lpips splits trunk.features into slices whose children keep the features' indices as names.
-    for slice_index in range(1, network.net.N_slices + 1):
-        for name, module in getattr(network.net, f"slice{slice_index}").named_children():
-            module.load_state_dict(trunk.features[int(name)].state_dict())
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # lpips splits torchvision's `features` into slices whose children keep the feature indices as names.
+    features = {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+    trunk_layers = [(name, module) for slice_index in range(1, network.net.N_slices + 1)
+                    for name, module in getattr(network.net, f"slice{slice_index}").named_children()]
+    expected = {f"{name}.{key}": value.shape for name, module in trunk_layers for key, value in module.state_dict().items()}
+    if {key: value.shape for key, value in features.items()} != expected:
+        raise ValueError(f"{path} does not look like torchvision's {net} weights (its `features.*` tensors do not "
+                         f"match the LPIPS trunk). Replace it with {TRUNK_WEIGHT_URLS[net]}.")
+    for name, module in trunk_layers:
+        module.load_state_dict({key: features[f"{name}.{key}"] for key in module.state_dict()})
     return network
 
 
