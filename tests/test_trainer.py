@@ -119,6 +119,36 @@ def test_image_folder_with_a_corrupt_file_is_skipped_and_counted(tmp_path):
     assert all(entry["adversarial_weight"] == pytest.approx(0.1) for entry in result.history)
 
 
+def test_dataloader_workers_give_the_same_crops_and_count_unreadable_images(tmp_path):
+    import torch
+
+    from hf_vq.data import (
+        DecodedImageDataset,
+        EpochShuffleSampler,
+        TrainTransform,
+        collate_images,
+        load_image_dataset,
+    )
+
+    folder = make_image_folder(tmp_path / "images", 11, corrupt=True)
+    dataset = DecodedImageDataset(load_image_dataset("imagefolder", data_dir=str(folder)), TrainTransform(16), seed=3)
+
+    def epoch(workers):
+        sampler = EpochShuffleSampler(len(dataset), seed=3)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=workers,
+                                             collate_fn=collate_images)
+        batches = list(loader)
+        return torch.cat([b["pixel_values"] for b in batches]), sum(int(b["num_unreadable"]) for b in batches)
+
+    with pytest.warns(UserWarning, match="broken.png"):
+        in_process, skipped = epoch(0)
+    with_workers, skipped_in_workers = epoch(2)
+    assert skipped == skipped_in_workers == 1
+    assert torch.equal(in_process, with_workers)
+    dataset.set_epoch(1)  # a new epoch draws new crops
+    assert not torch.equal(epoch(0)[0], in_process)
+
+
 def test_folder_of_only_unreadable_files_fails_fast(tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()

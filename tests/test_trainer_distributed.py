@@ -21,7 +21,7 @@ def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_pat
         data={"train_data_dir": str(images), "eval_data_dir": str(images), "max_eval_images": 8},
         loss={"disc_weight": 0.5, "disc_start": 1, "disc_layers": 2, "disc_channels": 8, "lecam_weight": 0.01},
         training={"batch_size": 4, "max_steps": 3, "gradient_accumulation_steps": 2, "ema_decay": 0.9,
-                  "report_to": "none"},
+                  "checkpoint_every": 3, "report_to": "none"},
     )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(raw))
@@ -50,5 +50,10 @@ def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_pat
     assert not torch.allclose(rank0["state"][codebook], rank0["state"][codebook].mean(0))  # not collapsed
     for name, tensor in rank0["state"].items():
         assert torch.equal(tensor, rank1["state"][name]), name
+    # both processes wrote their RNG states into the one checkpoint, which was then published
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-00000003"
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == checkpoint.name
+    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors", "trainer_state.json"} <= {
+        p.name for p in checkpoint.iterdir()}
     # the discriminator trained on both ranks (steps >= disc_start have its loss)
     assert all("discriminator" in entry for entry in rank0["history"][1:])

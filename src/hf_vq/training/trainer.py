@@ -245,6 +245,7 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
     if args.ema_decay:
         from diffusers.training_utils import EMAModel
 
+        # diffusers' EMAModel warms the decay up as min(ema_decay, (1 + n) / (10 + n)) after n updates.
         ema = EMAModel(unwrapped.parameters(), decay=args.ema_decay)
         ema.to(accelerator.device)
     # Schedulers are stepped by us once per optimizer step (not prepared: Accelerate would step
