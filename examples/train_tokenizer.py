@@ -22,13 +22,14 @@ def main() -> None:
                         help="add the LPIPS loss (needs torchvision's vgg16 weights in the torch hub cache)")
     args = parser.parse_args()
 
+    image_size = 32
     config = TrainConfig.from_dict({
         "output_dir": args.output_dir,
         "seed": 0,
         # Any registered tokenizer: model_type + its config fields.
-        "model": {"model_type": "vqvae", "image_size": 32, "hidden_dim": 64, "codebook_size": 512,
+        "model": {"model_type": "vqvae", "image_size": image_size, "hidden_dim": 64, "codebook_size": 512,
                   "codebook_dim": 16, "l2_norm": True},
-        "data": {"train_data_dir": args.images} if args.images else {"dataset": "embedded"},
+        "data": {"image_size": image_size, **({"train_data_dir": args.images} if args.images else {"dataset": "embedded"})},
         # A VQGAN-style loss: L1 + LPIPS + PatchGAN hinge loss with taming's adaptive weight.
         "loss": {"reconstruction": "l1", "lpips_weight": 1.0 if args.lpips else 0.0, "disc_weight": 0.5,
                  "disc_start": args.steps // 2, "disc_layers": 2, "discriminator": "patchgan", "disc_loss": "hinge"},
@@ -37,8 +38,6 @@ def main() -> None:
                      "ema_decay": 0.999, "checkpoint_every": 500, "resume_from": "latest", "log_every": 50,
                      "log_images_every": 500},
     })
-    # data.image_size must match the model; set it here so there is one place to change it.
-    config.data.image_size = config.model["image_size"]
     result = run_training(config)
     print(f"Saved to {result.output_dir}: load it with AutoModel.from_pretrained({str(result.output_dir)!r}).")
     print(f"PSNR {result.metrics['psnr']:.2f} dB, codebook usage {result.metrics['codebook_usage']:.1%}")

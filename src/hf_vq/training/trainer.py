@@ -290,8 +290,9 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
             pixel_values = batch["pixel_values"]
             num_unreadable += int(batch["num_unreadable"])
             accumulating = [model] + ([discriminator] if discriminator is not None else [])
-            with accelerator.accumulate(*accumulating), accelerator.autocast():
-                total, terms, output = losses.generator(model, raw_discriminator, pixel_values, step)
+            with accelerator.accumulate(*accumulating):
+                with accelerator.autocast():  # forward passes only; backward runs outside autocast
+                    total, terms, output = losses.generator(model, raw_discriminator, pixel_values, step)
                 _check_finite(terms, step, accelerator, last_checkpoint)
                 accelerator.backward(total)
                 if args.max_grad_norm and accelerator.sync_gradients:
@@ -299,7 +300,8 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 if losses.gan_active(step):
-                    d_loss, d_terms = losses.discriminator_step(discriminator, pixel_values, output.reconstruction)
+                    with accelerator.autocast():
+                        d_loss, d_terms = losses.discriminator_step(discriminator, pixel_values, output.reconstruction)
                     _check_finite(d_terms, step, accelerator, last_checkpoint)
                     terms.update(d_terms)
                     accelerator.backward(d_loss)
