@@ -166,6 +166,11 @@ def _make_accelerator(config: TrainConfig, output_dir: Path) -> Accelerator:
     )
 
 
+def _total(accelerator, count: int) -> int:
+    """Sum of a per-process count over all processes."""
+    return int(accelerator.reduce(torch.tensor(count, device=accelerator.device), reduction="sum"))
+
+
 def _log_images(accelerator, model, originals: torch.Tensor, step: int) -> None:
     if not accelerator.is_main_process or not accelerator.trackers:
         return
@@ -261,7 +266,9 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
     if resume_path is not None:
         trainer_state = checkpoints.load(resume_path)
         start_step, history = trainer_state["step"], trainer_state["history"]
-        num_unreadable, last_checkpoint = trainer_state["num_unreadable"], resume_path
+        # The saved count is the total over processes: one process carries it on.
+        num_unreadable = trainer_state["num_unreadable"] if accelerator.is_main_process else 0
+        last_checkpoint = resume_path
         accelerator.print(f"Resumed from {resume_path} at step {start_step}.")
     elif checkpoints.complete_checkpoints() and not args.resume_from:
         raise ValueError(
@@ -321,7 +328,7 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
             history.append({"step": step, "loss": values["total"], **values})
             codebook = usage.compute(all_reduce=True)
             usage = CodebookUsage(unwrapped.config.codebook_size)
-            unreadable_total = int(accelerator.reduce(torch.tensor(num_unreadable, device=accelerator.device), "sum"))
+            unreadable_total = _total(accelerator, num_unreadable)
             logs = {f"train/{name}": value for name, value in values.items()}
             logs.update({"train/codebook_usage": codebook["codebook_usage"], "train/perplexity": codebook["perplexity"],
                          "train/lr": scheduler.get_last_lr()[0], "data/unreadable_images": unreadable_total})
@@ -335,7 +342,7 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
         completed = step + 1
         if args.checkpoint_every and completed % args.checkpoint_every == 0:
             last_checkpoint = checkpoints.save(completed, {"step": completed, "history": history,
-                                                           "num_unreadable": num_unreadable})
+                                                           "num_unreadable": _total(accelerator, num_unreadable)})
         if args.debug_kill_at_step is not None and completed == args.debug_kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)  # simulated crash, for the resume test
 
@@ -344,9 +351,9 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
     metrics = evaluate_reconstruction(unwrapped, eval_batches, progress=accelerator.is_local_main_process)
     metrics["train_steps"] = args.max_steps
     metrics["weights"] = f"EMA (decay {args.ema_decay})" if ema is not None else "final"
-    metrics["unreadable_images_skipped"] = int(accelerator.reduce(
-        torch.tensor(num_unreadable, device=accelerator.device), "sum"))
-    metrics["eval_data"] = f"{config.data.train_data_dir or config.data.dataset} held-out images, ADM center crop {image_size}px"
+    metrics["unreadable_images_skipped"] = _total(accelerator, num_unreadable)
+    eval_source = config.data.eval_data_dir or config.data.train_data_dir or config.data.dataset
+    metrics["eval_data"] = f"{eval_source} evaluation images, ADM center crop {image_size}px"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         unwrapped.save_pretrained(output_dir)
