@@ -7,7 +7,9 @@ def register(subparsers) -> None:
         description="Train a tokenizer from a YAML config. Override any value with --section.key value, "
         "e.g. --training.max_steps 100 --output_dir outputs/x.",
     )
-    parser.add_argument("config", nargs="?", default=None, help="YAML config; omitted: the embedded demo (configs/demo/vqvae.yaml).")
+    parser.add_argument(
+        "config", nargs="?", default=None, help="YAML config; omitted: the embedded demo (configs/demo/vqvae.yaml)."
+    )
     parser.set_defaults(func=run, accepts_overrides=True, overrides=[])
 
 

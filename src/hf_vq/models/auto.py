@@ -25,4 +25,6 @@ def register_auto_classes() -> None:
     for model_type, (config_class, model_class) in TOKENIZERS.items():
         AutoConfig.register(model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
-        AutoImageProcessor.register(config_class, image_processor_classes={"pil": VQImageProcessor, "torchvision": VQImageProcessor}, exist_ok=True)
+        # One class for both backends: it works on PIL/numpy and needs no torchvision.
+        processors = {"pil": VQImageProcessor, "torchvision": VQImageProcessor}
+        AutoImageProcessor.register(config_class, image_processor_classes=processors, exist_ok=True)
