@@ -146,8 +146,11 @@ def require_keys(state_dict: dict[str, torch.Tensor], keys: Sequence[str], sourc
         )
 
 
-def resolve_config(presets: dict, preset: str | None, config, infer: Callable[[], object], source: str):
-    """An explicit config wins, then a named preset, then the architecture inferred from the weights."""
+def resolve_config(
+    presets: dict, preset: str | None, config, infer: Callable[[int], object], image_size: int, source: str
+):
+    """An explicit config wins (its own ``image_size``), then a named preset, then the architecture
+    inferred from the weights; the last two are built for ``image_size``."""
     if config is not None and preset is not None:
         raise ValueError("Pass either config or preset, not both.")
     if config is not None:
@@ -155,5 +158,5 @@ def resolve_config(presets: dict, preset: str | None, config, infer: Callable[[]
     if preset is not None:
         if preset not in presets:
             raise ValueError(f"Unknown {source} preset {preset!r}; choose one of {sorted(presets)}.")
-        return presets[preset]()
-    return infer()
+        return presets[preset](image_size=image_size)
+    return infer(image_size)

@@ -92,7 +92,7 @@ def convert_llamagen_checkpoint(
         out_dir: where to ``save_pretrained``; ``None`` only returns the model.
         config: the architecture; by default inferred from the weight shapes.
         preset: instead of ``config``, one of ``LLAMAGEN_PRESETS`` ("vq-16", "vq-8").
-        image_size: training resolution recorded in the config and the image processor (256).
+        image_size: training resolution of an inferred or preset config (256); an explicit config keeps its own.
         weights: which weights of a training checkpoint to take, "model" or "ema".
     """
     if weights not in WEIGHTS_KEYS:
@@ -101,7 +101,9 @@ def convert_llamagen_checkpoint(
     if weights == "ema" and "ema" not in checkpoint:
         raise ValueError(f"{str(ckpt_path)!r} has no 'ema' weights (top-level keys: {sorted(checkpoint)}).")
     state_dict = extract_state_dict(checkpoint, weights, SOURCE)
-    config = resolve_config(LLAMAGEN_PRESETS, preset, config, lambda: infer_llamagen_config(state_dict, image_size), SOURCE)
+    config = resolve_config(
+        LLAMAGEN_PRESETS, preset, config, lambda size: infer_llamagen_config(state_dict, size), image_size, SOURCE
+    )
     renamed, unmatched = rename_state_dict(state_dict, LLAMAGEN_RENAME_RULES, DROPPED_KEYS)
     model = LlamaGenVQModel(config)
     load_converted_weights(model, renamed, unmatched, SOURCE)

@@ -107,10 +107,12 @@ def convert_taming_checkpoint(
         out_dir: where to ``save_pretrained``; ``None`` only returns the model.
         config: the architecture; by default inferred from the weight shapes.
         preset: instead of ``config``, one of ``TAMING_PRESETS`` ("f16-1024", "f16-16384").
-        image_size: training resolution used when inferring the config (256).
+        image_size: training resolution of an inferred or preset config (256); an explicit config keeps its own.
     """
     state_dict = extract_state_dict(load_checkpoint(ckpt_path), "state_dict", SOURCE)
-    config = resolve_config(TAMING_PRESETS, preset, config, lambda: infer_taming_config(state_dict, image_size), SOURCE)
+    config = resolve_config(
+        TAMING_PRESETS, preset, config, lambda size: infer_taming_config(state_dict, size), image_size, SOURCE
+    )
     renamed, unmatched = rename_state_dict(state_dict, taming_rename_rules(len(config.channel_multipliers)), DROPPED_KEYS)
     model = VQGANModel(config)
     load_converted_weights(model, renamed, unmatched, SOURCE)

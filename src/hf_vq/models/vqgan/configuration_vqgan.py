@@ -75,14 +75,21 @@ class VQGANConfig(VQTokenizerConfig):
         ]
 
     @classmethod
+    def taming_f16(cls, codebook_size: int, **kwargs) -> "VQGANConfig":
+        """The ImageNet f16 architecture of ``configs/imagenet_vqgan.yaml``: attention at the lowest
+        level (16x16 feature maps at 256 pixels), whatever ``image_size`` is recorded."""
+        image_size = kwargs.get("image_size", 256)
+        return cls(**{"codebook_size": codebook_size, "attn_resolutions": [image_size // 16], **kwargs})
+
+    @classmethod
     def taming_f16_1024(cls, **kwargs) -> "VQGANConfig":
-        """The ImageNet f16 model with 1024 codes (``vqgan_imagenet_f16_1024``)."""
-        return cls(**{"codebook_size": 1024, **kwargs})
+        """``vqgan_imagenet_f16_1024``: 1024 codes of 256 channels."""
+        return cls.taming_f16(1024, **kwargs)
 
     @classmethod
     def taming_f16_16384(cls, **kwargs) -> "VQGANConfig":
-        """The ImageNet f16 model with 16384 codes (``vqgan_imagenet_f16_16384``)."""
-        return cls(**{"codebook_size": 16384, **kwargs})
+        """``vqgan_imagenet_f16_16384``: 16384 codes of 256 channels."""
+        return cls.taming_f16(16384, **kwargs)
 
 
 __all__ = ["VQGANConfig"]
