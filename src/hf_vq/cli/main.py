@@ -11,6 +11,7 @@ import sys
 
 COMMAND_MODULES = [
     "hf_vq.cli.train",
+    "hf_vq.cli.convert",
 ]
 
 

@@ -5,7 +5,9 @@ from .base import VQDecoderOutput, VQEncoderOutput, VQModelOutput, VQTokenizerCo
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
+from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
+from .vqgan import VQGANConfig, VQGANModel
 from .vqvae import VQVAEConfig, VQVAEModel
 
 __all__ = [
@@ -22,8 +24,12 @@ __all__ = [
     "FSQVAEModel",
     "LFQVAEConfig",
     "LFQVAEModel",
+    "LlamaGenVQConfig",
+    "LlamaGenVQModel",
     "SimVQVAEConfig",
     "SimVQVAEModel",
+    "VQGANConfig",
+    "VQGANModel",
     "VQVAEConfig",
     "VQVAEModel",
 ]

@@ -9,7 +9,9 @@ from ..processing import VQImageProcessor
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
+from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
+from .vqgan import VQGANConfig, VQGANModel
 from .vqvae import VQVAEConfig, VQVAEModel
 
 TOKENIZERS = {
@@ -18,6 +20,8 @@ TOKENIZERS = {
     "simvq_vae": (SimVQVAEConfig, SimVQVAEModel),
     "lfq_vae": (LFQVAEConfig, LFQVAEModel),
     "cvq_vae": (CVQVAEConfig, CVQVAEModel),
+    "vqgan": (VQGANConfig, VQGANModel),
+    "llamagen_vq": (LlamaGenVQConfig, LlamaGenVQModel),
 }
 
 
