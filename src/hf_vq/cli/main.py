@@ -11,6 +11,9 @@ import sys
 
 COMMAND_MODULES = [
     "hf_vq.cli.train",
+    "hf_vq.cli.evaluate",
+    "hf_vq.cli.benchmark",
+    "hf_vq.cli.push",
 ]
 
 
