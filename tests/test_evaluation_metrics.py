@@ -99,6 +99,12 @@ def test_lpips_distance_feeds_unit_range_images_with_normalize(random_lpips_netw
     assert torch.all(lpips_distance(originals, originals, random_lpips_network).abs() < 1e-6)
 
 
+def test_lpips_distance_rejects_images_too_small_for_alexnet(random_lpips_network):
+    with pytest.raises(ValueError, match="at least 31x31"):
+        lpips_distance(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), random_lpips_network)
+    assert lpips_distance(torch.zeros(1, 3, 31, 31), torch.zeros(1, 3, 31, 31), random_lpips_network).shape == (1,)
+
+
 def test_load_lpips_network_names_the_missing_file(tmp_path):
     missing = tmp_path / "alexnet-owt-7be5be79.pth"
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth") as error:

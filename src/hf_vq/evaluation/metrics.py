@@ -18,6 +18,8 @@ SSIM_WINDOW_SIZE = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
+# AlexNet's stride-4 stem and two 3x3/2 max pools leave no pixel for smaller images.
+LPIPS_MIN_IMAGE_SIZE = 31
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_WEIGHTS_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS_FILE}"
 
@@ -127,6 +129,12 @@ def lpips_distance(reconstructions: torch.Tensor, originals: torch.Tensor, netwo
     As the benchmark: images go through [0, 1] and lpips' ``normalize=True``.
     """
     _check_same_shape(reconstructions, originals)
+    height, width = originals.shape[-2:]
+    if min(height, width) < LPIPS_MIN_IMAGE_SIZE:
+        raise ValueError(
+            f"LPIPS (AlexNet) needs images of at least {LPIPS_MIN_IMAGE_SIZE}x{LPIPS_MIN_IMAGE_SIZE} pixels; "
+            f"got {height}x{width}. Evaluate at a larger --image-size or leave lpips out of --metrics."
+        )
     device = next(network.parameters()).device
     with torch.no_grad():
         distance = network(
