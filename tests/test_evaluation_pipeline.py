@@ -103,7 +103,7 @@ def test_trainer_call_signature_still_works(tiny_model, originals):
 
 def test_rfid_reference_statistics_are_computed_once_and_cached(tiny_model, originals, tmp_path):
     cache = tmp_path / "reference.npz"
-    kwargs = dict(progress=False, metrics=("rfid",), fid_feature_extractor=TinyFeatures(), data_description="cached set")
+    kwargs = {"progress": False, "metrics": ("rfid",), "fid_feature_extractor": TinyFeatures(), "data_description": "cached set"}
     first = evaluate_reconstruction(tiny_model, [originals], fid_reference=cache, **kwargs)
     stored = FIDStatistics.load(cache)
     assert stored.num_images == NUM_IMAGES and "cached set" in stored.description
