@@ -29,7 +29,7 @@ class TinyFeatures(torch.nn.Module):
         self.conv = torch.nn.Conv2d(3, 6, 3, stride=2)
 
     def forward(self, images):
-        return self.conv(images).relu().mean((2, 3))
+        return self.conv(images).tanh().mean((2, 3))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,10 @@ def test_rfid_reference_statistics_are_computed_once_and_cached(tiny_model, orig
     FIDStatistics(stored.mu + 1.0, stored.sigma, stored.num_images, stored.description).save(cache)
     second = evaluate_reconstruction(tiny_model, [originals], fid_reference=cache, **kwargs)
     assert second["rfid"] > first["rfid"] + 1.0
+    # A cache made with other features is refused, not silently compared.
+    FIDStatistics(stored.mu, stored.sigma, stored.num_images, "other features").save(cache)
+    with pytest.raises(ValueError, match="computed with other features"):
+        evaluate_reconstruction(tiny_model, [originals], fid_reference=cache, **kwargs)
 
 
 def test_missing_weights_skip_only_their_metrics(tiny_model, tmp_path, monkeypatch, capsys):
