@@ -83,7 +83,8 @@ def random_lpips_network():
     import lpips
 
     torch.manual_seed(0)
-    return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    with pytest.warns(UserWarning):  # lpips still passes torchvision's deprecated `pretrained=`
+        return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
 
 
 def test_lpips_distance_feeds_unit_range_images_with_normalize(random_lpips_network):

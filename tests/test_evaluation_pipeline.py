@@ -50,13 +50,17 @@ def random_lpips_network():
     import lpips
 
     torch.manual_seed(0)
-    return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    with pytest.warns(UserWarning):  # lpips still passes torchvision's deprecated `pretrained=`
+        return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
 
 
 def _unit_hwc(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).double().numpy()
 
 
+# A random tokenizer decodes nearly constant images, so the reconstructions' covariance is
+# close to singular and scipy's sqrtm warns; the comparison still holds to 1e-3.
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
 def test_metrics_agree_with_independent_computations(tiny_model, originals, random_lpips_network):
     batches = list(originals.split(10))  # uneven last batch
     results = evaluate_reconstruction(
