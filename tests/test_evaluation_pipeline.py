@@ -172,3 +172,22 @@ def test_evaluate_modules_load_offline_and_match_skimage(name):
 def test_evaluate_module_path_names_the_available_modules():
     with pytest.raises(ValueError, match="psnr"):
         evaluate_module_path("fid")
+
+
+def test_hub_dataset_source_finds_the_image_column(monkeypatch):
+    import datasets
+
+    from hf_vq.data.sources import load_image_source
+
+    hub_like = load_embedded_dataset("validation", num_patches=6, patch_size=32).rename_column("image", "img")
+    calls = []
+
+    def fake_load_dataset(name, split):
+        calls.append((name, split))
+        return hub_like
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    images, description = load_image_source("someone/faces", split="test", max_images=4)
+    assert calls == [("someone/faces", "test")]
+    assert len(images) == 4 and images[3].size == (32, 32)
+    assert description == "someone/faces test split (first 4)"
