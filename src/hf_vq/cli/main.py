@@ -12,6 +12,9 @@ import sys
 COMMAND_MODULES = [
     "hf_vq.cli.train",
     "hf_vq.cli.convert",
+    "hf_vq.cli.evaluate",
+    "hf_vq.cli.benchmark",
+    "hf_vq.cli.push",
 ]
 
 
