@@ -3,55 +3,18 @@
     evaluate.load(hf_vq.evaluation.evaluate_module_path("ssim"))
 
 Inputs: images (H, W, C) or (H, W) as float arrays in [0, 1] (data_range 1). Output: the
-mean SSIM over the images, and the per-image values.
+mean SSIM over the images (``ssim``), and the per-image values (``ssim_per_image``).
 """
 
-import datasets
-import evaluate
-import numpy as np
-import torch
-
+# The module, not the class: evaluate.load takes the first Metric class it finds here.
+from hf_vq.evaluation import per_image_metric
 from hf_vq.evaluation.metrics import ssim
 
-_DESCRIPTION = (
-    "Structural similarity per image as scikit-image's structural_similarity(data_range=1, channel_axis=-1): "
-    "7x7 uniform window, sample covariance, K1 0.01, K2 0.03; averaged over images."
-)
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: reconstructed images, (H, W, C) or (H, W) float arrays in [0, 1].
-    references: the original images, same shapes.
-Returns:
-    ssim: mean SSIM; ssim_per_image: list of per-image values.
-"""
-_CITATION = ""
 
-
-def images_to_batch(images) -> torch.Tensor:
-    """One (H, W[, C]) image in [0, 1] -> a (1, C, H, W) tensor in [-1, 1], as hf_vq's metrics take."""
-    array = np.asarray(images, dtype=np.float64)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3:
-        raise ValueError(f"Each image must be (H, W) or (H, W, C); got shape {array.shape}.")
-    return torch.from_numpy(array).permute(2, 0, 1)[None] * 2 - 1
-
-
-class SSIM(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
-                "references": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
-            }),
-        )
-
-    def _compute(self, predictions, references):
-        values = [
-            float(ssim(images_to_batch(prediction), images_to_batch(reference))[0])
-            for prediction, reference in zip(predictions, references)
-        ]
-        return {"ssim": float(np.mean(values)), "ssim_per_image": values}
+class SSIM(per_image_metric.PerImageMetric):
+    metric_name = "ssim"
+    description = (
+        "Structural similarity per image as scikit-image's structural_similarity(data_range=1, channel_axis=-1): "
+        "7x7 uniform window, sample covariance, K1 0.01, K2 0.03; averaged over images."
+    )
+    metric_fn = staticmethod(ssim)
