@@ -9,6 +9,7 @@ from ..processing import VQImageProcessor
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
+from .llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqvae import VQVAEConfig, VQVAEModel
 
@@ -20,9 +21,17 @@ TOKENIZERS = {
     "cvq_vae": (CVQVAEConfig, CVQVAEModel),
 }
 
+# Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
+GENERATORS = {
+    "llamagen_gpt": (LlamaGenGPTConfig, LlamaGenGPTModel),
+}
+
 
 def register_auto_classes() -> None:
     for model_type, (config_class, model_class) in TOKENIZERS.items():
         AutoConfig.register(model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoImageProcessor.register(config_class, image_processor_classes={"pil": VQImageProcessor, "torchvision": VQImageProcessor}, exist_ok=True)
+    for model_type, (config_class, model_class) in GENERATORS.items():
+        AutoConfig.register(model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
