@@ -9,6 +9,8 @@ temperature -> top-k -> top-p -> multinomial draw with the caller's generator.
 """
 
 
+from collections.abc import Callable, Iterable
+
 import torch
 from tqdm.auto import tqdm
 
@@ -101,7 +103,7 @@ def generate(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
-    progress_bar: bool = False,
+    progress_bar: bool | Callable[[Iterable], Iterable] = False,
 ) -> torch.LongTensor:
     """Sample (B, num_tokens) image tokens for ``class_labels`` (default: ``config.block_size`` tokens).
 
@@ -109,6 +111,7 @@ def generate(
     :func:`classifier_free_guidance`; values below 1 are refused (1 means no guidance).
     ``use_cache=False`` recomputes the whole prefix at every step (same result, for checks and
     benchmarks). ``generator`` makes the draws reproducible; it must live on the model's device.
+    ``progress_bar``: True for a tqdm bar, or a wrapper of the step iterable (a pipeline's ``progress_bar``).
     """
     config = model.config
     if guidance_scale < 1.0:
@@ -130,7 +133,12 @@ def generate(
     cache = model.allocate_cache(model_labels.shape[0], num_tokens) if use_cache else None
 
     tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
-    for step in tqdm(range(num_tokens), desc="Sampling tokens", disable=not progress_bar, leave=False):
+    steps = range(num_tokens)
+    if callable(progress_bar):
+        steps = progress_bar(steps)
+    else:
+        steps = tqdm(steps, desc="Sampling tokens", disable=not progress_bar, leave=False)
+    for step in steps:
         model_tokens = torch.cat([tokens, tokens]) if guided else tokens
         if cache is None:
             logits = model(input_ids=model_tokens, class_labels=model_labels).logits[:, -1]
