@@ -71,12 +71,15 @@ def main():
     size = tokenizer.config.image_size
     images = folder_images(args.images, size) if args.images else synthetic_images(256, size, args.seed)
 
-    # 1. The latents the diffusion model learns: quantized codes, scaled to about unit variance.
+    # 1. The latents the diffusion model learns: quantized codes times the tokenizer's scaling_factor.
     scaling = tokenizer.config.scaling_factor
     with torch.no_grad():
         latents = torch.cat([tokenizer.encode(batch.to(device)).quantized * scaling for batch in images.split(64)])
     channels, latent_size = latents.shape[1], latents.shape[-1]
-    print(f"{len(latents)} latents of shape {tuple(latents.shape[1:])}, std {latents.std():.3f} (scaling_factor {scaling})")
+    print(
+        f"{len(latents)} latents of shape {tuple(latents.shape[1:])}, std {latents.std():.3f} with scaling_factor "
+        f"{scaling}; a scaling_factor of {scaling / latents.std():.3g} in the tokenizer config would give unit variance"
+    )
 
     # 2. A tiny UNet predicting the noise of DDPM's forward process.
     unet = UNet2DModel(
