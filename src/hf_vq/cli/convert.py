@@ -62,7 +62,27 @@ def run_llamagen(args) -> int:
     return 0
 
 
+def add_llamagen_gpt_parser(sources) -> None:
+    parser = sources.add_parser("llamagen-gpt", help="LlamaGen class-conditional GPT (c2i_*.pt)")
+    parser.add_argument("checkpoint", help="official checkpoint (.pt), e.g. c2i_B_256.pt")
+    parser.add_argument("out_dir", help="output folder (save_pretrained)")
+    parser.add_argument(
+        "--preset", required=True, help="GPT-B, GPT-L, GPT-XL, GPT-XXL or GPT-3B (head counts are not in the weights)"
+    )
+    parser.add_argument("--block-size", type=int, default=256, help="image tokens: 256 for 256px VQ-16, 576 for 384px")
+    parser.set_defaults(func=run_llamagen_gpt)
+
+
+def run_llamagen_gpt(args) -> int:
+    from ..convert.llamagen_gpt import convert_llamagen_gpt_checkpoint
+
+    model = convert_llamagen_gpt_checkpoint(args.checkpoint, args.out_dir, args.preset, block_size=args.block_size)
+    print(f"Saved {type(model).__name__} ({model.num_parameters():,} parameters) to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
+    "llamagen-gpt": add_llamagen_gpt_parser,
 }

@@ -10,6 +10,7 @@ from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
 from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
+from .llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqgan import VQGANConfig, VQGANModel
 from .vqvae import VQVAEConfig, VQVAEModel
@@ -24,6 +25,11 @@ TOKENIZERS = {
     "llamagen_vq": (LlamaGenVQConfig, LlamaGenVQModel),
 }
 
+# Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
+GENERATORS = {
+    "llamagen_gpt": (LlamaGenGPTConfig, LlamaGenGPTModel),
+}
+
 
 def register_auto_classes() -> None:
     for model_type, (config_class, model_class) in TOKENIZERS.items():
@@ -32,3 +38,6 @@ def register_auto_classes() -> None:
         # One class for both backends: it works on PIL/numpy and needs no torchvision.
         processors = {"pil": VQImageProcessor, "torchvision": VQImageProcessor}
         AutoImageProcessor.register(config_class, image_processor_classes=processors, exist_ok=True)
+    for model_type, (config_class, model_class) in GENERATORS.items():
+        AutoConfig.register(model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
