@@ -16,6 +16,10 @@ def register(subparsers) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fid-reference", help="Reference FID statistics (.npz, e.g. from hf-vq evaluate --fid-reference): writes gfid.json."
+    )
+    parser.add_argument("--fid-weights", help="FID Inception weights file (default: torch's hub cache).")
     parser.set_defaults(func=run)
 
 
@@ -46,4 +50,15 @@ def run(args) -> int:
     columns = args.num_images_per_label if args.num_samples is None and args.num_images_per_label > 1 else None
     make_grid(samples[:64], num_columns=columns).save(grid_path)
     print(f"Saved {len(samples)} images and {grid_path}")
+    if args.fid_reference:
+        import json
+
+        from ..evaluation.fid import load_fid_inception
+        from ..generation.gfid import compute_gfid
+
+        result = compute_gfid(samples, args.fid_reference, load_fid_inception(args.fid_weights).to(device))
+        gfid_path = os.path.join(args.output_dir, "gfid.json")
+        with open(gfid_path, "w") as handle:
+            json.dump(result, handle, indent=2)
+        print(f"gFID {result['gfid']:.4f} on {result['num_samples']} samples against {result['reference']} -> {gfid_path}")
     return 0

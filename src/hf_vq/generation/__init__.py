@@ -1,5 +1,6 @@
 """Sampling image tokens from autoregressive GPTs: filtering, guidance, the KV-cached loop, image helpers."""
 
+from .gfid import compute_gfid
 from .images import (
     generate_images,
     generate_samples,
@@ -18,6 +19,7 @@ from .sampling import (
 
 __all__ = [
     "classifier_free_guidance",
+    "compute_gfid",
     "filter_top_k",
     "filter_top_p",
     "generate",
