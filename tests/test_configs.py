@@ -13,10 +13,14 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 IMAGENET64 = sorted((REPO / "configs" / "imagenet64").glob("*.yaml"))
 
 
+# Small values for the size fields a model config has (SimpleCNN: hidden_dim; VQGAN family: the rest).
+SHRINK = {"hidden_dim": 16, "base_channels": 32, "z_channels": 32, "channel_multipliers": [1, 2], "image_size": 16}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_config_loads_and_its_shrunk_model_trains_one_step(path):
     config = load_config(path)  # unknown keys would raise here
-    shrunk = {**config.model, "hidden_dim": 16, "image_size": 16}
+    shrunk = {**config.model, **{key: value for key, value in SHRINK.items() if key in config.model}}
     model = build_model(shrunk)
     assert model.config.model_type == config.model["model_type"]
     pixels = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -44,6 +48,15 @@ def test_imagenet64_grid_is_complete_and_follows_the_benchmark_recipe():
             assert model_config.commitment_beta == 0.25
     sizes = {p.stem: build_model({**load_config(p).model, "hidden_dim": 8}).config.codebook_size for p in IMAGENET64}
     assert sizes["fsq_8-8-8-6-5"] == 15360 and sizes["lfq_d14"] == 16384 and sizes["fsq_8-5-5-5"] == 1000
+
+
+def test_dataset_name_is_another_spelling_of_dataset(tmp_path):
+    from hf_vq.training import TrainConfig
+
+    config = TrainConfig.from_dict({"model": {"model_type": "vqvae"}, "data": {"dataset_name": "ILSVRC/imagenet-1k"}})
+    assert config.data.dataset == "ILSVRC/imagenet-1k"
+    with pytest.raises(ValueError, match="keep only"):
+        TrainConfig.from_dict({"model": {"model_type": "vqvae"}, "data": {"dataset_name": "a", "dataset": "b"}})
 
 
 def test_demo_yaml_mirrors_the_embedded_default():

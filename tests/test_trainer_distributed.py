@@ -20,18 +20,43 @@ def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_pat
         model={"use_ema": True, "kmeans_init": True, "codebook_size": 16},
         data={"train_data_dir": str(images), "eval_data_dir": str(images), "max_eval_images": 8},
         loss={"disc_weight": 0.5, "disc_start": 1, "disc_layers": 2, "disc_channels": 8, "lecam_weight": 0.01},
-        training={"batch_size": 4, "max_steps": 3, "gradient_accumulation_steps": 2, "ema_decay": 0.9,
-                  "checkpoint_every": 3, "report_to": "none"},
+        training={
+            "batch_size": 4,
+            "max_steps": 3,
+            "gradient_accumulation_steps": 2,
+            "ema_decay": 0.9,
+            "checkpoint_every": 3,
+            "report_to": "none",
+        },
     )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(raw))
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     # Accelerate runs several CPU processes (gloo) through its torchrun launcher when told to use the CPU.
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1",
-           "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    command = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "tests" / "distributed_probe.py"), str(config_path), str(tmp_path)]
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "true",
+        "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'tests'}",
+        "OMP_NUM_THREADS": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "tests" / "distributed_probe.py"),
+        str(config_path),
+        str(tmp_path),
+    ]
     run = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 
@@ -54,6 +79,7 @@ def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_pat
     checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-00000003"
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == checkpoint.name
     assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors", "trainer_state.json"} <= {
-        p.name for p in checkpoint.iterdir()}
+        p.name for p in checkpoint.iterdir()
+    }
     # the discriminator trained on both ranks (steps >= disc_start have its loss)
     assert all("discriminator" in entry for entry in rank0["history"][1:])

@@ -1,7 +1,7 @@
 """hf_vq: Hugging Face-native discrete image tokenizers.
 
 Importing ``hf_vq`` registers every tokenizer with ``AutoConfig``, ``AutoModel`` and
-``AutoImageProcessor``.
+``AutoImageProcessor``, and the autoregressive GPTs with ``AutoConfig`` and ``AutoModel``.
 """
 
 from .models import (
@@ -11,8 +11,16 @@ from .models import (
     FSQVAEModel,
     LFQVAEConfig,
     LFQVAEModel,
+    LlamaGenGPTConfig,
+    LlamaGenGPTModel,
+    LlamaGenGPTPreTrainedModel,
+    LlamaGenVQConfig,
+    LlamaGenVQModel,
     SimVQVAEConfig,
     SimVQVAEModel,
+    VQGANConfig,
+    VQGANModel,
+    VQTokenizerPreTrainedModel,
     VQVAEConfig,
     VQVAEModel,
     register_auto_classes,
@@ -30,9 +38,17 @@ __all__ = [
     "FSQVAEModel",
     "LFQVAEConfig",
     "LFQVAEModel",
+    "LlamaGenVQConfig",
+    "LlamaGenVQModel",
     "SimVQVAEConfig",
     "SimVQVAEModel",
+    "VQGANConfig",
+    "VQGANModel",
     "VQImageProcessor",
     "VQVAEConfig",
     "VQVAEModel",
+    "VQTokenizerPreTrainedModel",
+    "LlamaGenGPTConfig",
+    "LlamaGenGPTModel",
+    "LlamaGenGPTPreTrainedModel",
 ]

@@ -11,6 +11,13 @@ import sys
 
 COMMAND_MODULES = [
     "hf_vq.cli.train",
+    "hf_vq.cli.convert",
+    "hf_vq.cli.evaluate",
+    "hf_vq.cli.benchmark",
+    "hf_vq.cli.push",
+    "hf_vq.cli.tokenize",
+    "hf_vq.cli.train_ar",
+    "hf_vq.cli.generate",
 ]
 
 

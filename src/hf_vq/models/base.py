@@ -23,6 +23,11 @@ from ..quantizers import SimVQ, VectorQuantizer
 # Pixels must lie in [-1, 1]; a little slack for resampling overshoot, nothing more.
 PIXEL_RANGE_TOLERANCE = 0.05
 RECONSTRUCTION_LOSSES = ("mse", "l1")
+# Keys transformers passes to a config's __post_init__ when loading or saving.
+_TRANSFORMERS_CONFIG_KEYS = {
+    "model_type", "name_or_path", "transformers_version", "torch_dtype", "architectures", "auto_map",
+    "_commit_hash", "_attn_implementation_autoset",
+} | set(PreTrainedConfig.__dataclass_fields__)
 
 
 class VQTokenizerConfig(PreTrainedConfig):
@@ -43,6 +48,12 @@ class VQTokenizerConfig(PreTrainedConfig):
     scaling_factor: float = 1.0
 
     def __post_init__(self, **kwargs):
+        # transformers keeps unknown kwargs as attributes; a typo'd option would then do
+        # nothing. Only the bookkeeping keys transformers itself passes are accepted.
+        unknown = sorted(key for key in kwargs if key not in _TRANSFORMERS_CONFIG_KEYS)
+        if unknown:
+            known = sorted(set(self.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__))
+            raise ValueError(f"Unknown option(s) {unknown} for {type(self).__name__}; known options: {known}.")
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(
                 f"Unknown reconstruction_loss {self.reconstruction_loss!r}; choose one of {RECONSTRUCTION_LOSSES}."

@@ -1,12 +1,8 @@
 """Building blocks shared by the tokenizers (conv encoders/decoders, ViT blocks, discriminators)."""
 
-from .discriminators import (
-    DISCRIMINATORS,
-    PatchGANDiscriminator,
-    StyleGANDiscriminator,
-    build_discriminator,
-)
+from .discriminators import DISCRIMINATORS, PatchGANDiscriminator, StyleGANDiscriminator, build_discriminator
 from .simple_cnn import SimpleCNNDecoder, SimpleCNNEncoder
+from .vqgan_blocks import VQGANDecoder, VQGANEncoder
 
 __all__ = [
     "DISCRIMINATORS",
@@ -14,5 +10,7 @@ __all__ = [
     "SimpleCNNDecoder",
     "SimpleCNNEncoder",
     "StyleGANDiscriminator",
+    "VQGANDecoder",
+    "VQGANEncoder",
     "build_discriminator",
 ]

@@ -91,8 +91,14 @@ class StyleGANDiscriminator(nn.Module):
         mbstd_group_size: group size of the minibatch standard deviation feature.
     """
 
-    def __init__(self, in_channels: int = 3, image_size: int = 256, base_channels: int = 64,
-                 max_channels: int = 512, mbstd_group_size: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        image_size: int = 256,
+        base_channels: int = 64,
+        max_channels: int = 512,
+        mbstd_group_size: int = 4,
+    ):
         super().__init__()
         if image_size < 8 or image_size & (image_size - 1):
             raise ValueError(f"StyleGANDiscriminator needs a power-of-two image_size >= 8; got {image_size}.")
@@ -103,7 +109,9 @@ class StyleGANDiscriminator(nn.Module):
         self.from_rgb = nn.Conv2d(in_channels, channels[0], 1)
         self.blocks = nn.ModuleList(_StyleGANBlock(channels[i], channels[i + 1]) for i in range(num_blocks))
         self.final_conv = nn.Conv2d(channels[-1] + 1, channels[-1], 3, padding=1)
-        self.final_linear = nn.Sequential(nn.Linear(channels[-1] * 16, channels[-1]), nn.LeakyReLU(0.2), nn.Linear(channels[-1], 1))
+        self.final_linear = nn.Sequential(
+            nn.Linear(channels[-1] * 16, channels[-1]), nn.LeakyReLU(0.2), nn.Linear(channels[-1], 1)
+        )
 
     def _minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         """Append the mean standard deviation over groups of images as one extra feature map."""
@@ -115,9 +123,7 @@ class StyleGANDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
-            raise ValueError(
-                f"StyleGANDiscriminator was built for {self.image_size}px images; got {tuple(images.shape[-2:])}."
-            )
+            raise ValueError(f"StyleGANDiscriminator was built for {self.image_size}px images; got {tuple(images.shape[-2:])}.")
         x = F.leaky_relu(self.from_rgb(images), 0.2)
         for block in self.blocks:
             x = block(x)
@@ -128,8 +134,9 @@ class StyleGANDiscriminator(nn.Module):
 DISCRIMINATORS = ("patchgan", "stylegan")
 
 
-def build_discriminator(name: str, in_channels: int = 3, image_size: int = 256, num_layers: int = 3,
-                        base_channels: int = 64) -> nn.Module:
+def build_discriminator(
+    name: str, in_channels: int = 3, image_size: int = 256, num_layers: int = 3, base_channels: int = 64
+) -> nn.Module:
     """``"patchgan"`` (``num_layers`` stride-2 layers) or ``"stylegan"`` (built for ``image_size``)."""
     if name == "patchgan":
         return PatchGANDiscriminator(in_channels, base_channels, num_layers)

@@ -87,7 +87,9 @@ class VQImageProcessor(BaseImageProcessor):
         batch = batch.transpose(0, 3, 1, 2)
         return BatchFeature(data={"pixel_values": batch}, tensor_type=return_tensors)
 
-    def postprocess(self, images: torch.Tensor, output_type: str = "pil") -> Union[List[Image.Image], np.ndarray, torch.Tensor]:
+    def postprocess(
+        self, images: torch.Tensor, output_type: str = "pil"
+    ) -> Union[List[Image.Image], np.ndarray, torch.Tensor]:
         """Model outputs (B, C, H, W) in [-1, 1] -> PIL list, uint8 numpy (B, H, W, C) or float tensor in [0, 1].
 
         Values are clamped to [-1, 1] first (the metrics protocol of the benchmarks).
@@ -95,7 +97,8 @@ class VQImageProcessor(BaseImageProcessor):
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"Unknown output_type {output_type!r}; choose one of {OUTPUT_TYPES}.")
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise ValueError(f"postprocess expects a (batch, channels, height, width) tensor; got {getattr(images, 'shape', type(images))}.")
+            got = getattr(images, "shape", type(images))
+            raise ValueError(f"postprocess expects a (batch, channels, height, width) tensor; got {got}.")
         unit = (images.detach().float().clamp(-1, 1) + 1) / 2
         if output_type == "pt":
             return unit

@@ -18,9 +18,12 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 class FSQ(nn.Module):
     """Bound each channel to ``L_i`` values, round, and rescale to [-1, 1].
 
-    ``bound(z) = tanh(z + shift) * half_l - offset`` with ``half_l = (L - 1)(1 - eps) / 2``,
+    ``bound(z) = tanh(z + shift) * half_l - offset`` with ``half_l = (L - 1)(1 + eps) / 2``,
     ``offset = 0.5`` for even L (0 for odd) and ``shift = atanh(offset / half_l)``; the
     rounded value lies in {-(L//2), ..., L - 1 - L//2} and is divided by ``L // 2``.
+    The ``1 + eps`` (as the 64x64 benchmark code and vector-quantize-pytorch) keeps
+    ``atanh(offset / half_l)`` finite for L = 2, where the paper's ``1 - eps`` gives
+    atanh of a number above 1; rounding gives the same L values either way.
     The index is the mixed-radix number of the per-channel digits (bijective over the
     ``prod(levels)`` codes). There is no loss.
     """
@@ -46,7 +49,7 @@ class FSQ(nn.Module):
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         int_levels = self._levels(z.device)
         levels = int_levels.to(z.dtype)
-        half_l = (levels - 1) * (1 - self.eps) / 2
+        half_l = (levels - 1) * (1 + self.eps) / 2
         offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(z.dtype)
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset

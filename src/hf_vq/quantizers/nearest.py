@@ -38,10 +38,13 @@ def nearest_code(
     codebook_t = codebook.t()
     rows = _chunk_rows(codebook.shape[0], max_elements)
     out = torch.empty(vectors.shape[0], dtype=torch.long, device=vectors.device)
+    # One scores buffer reused by every chunk: no allocation (or page faulting) per chunk.
+    scores = torch.empty(min(rows, vectors.shape[0]), codebook.shape[0], dtype=codebook.dtype, device=codebook.device)
     for start in range(0, vectors.shape[0], rows):
         chunk = vectors[start : start + rows]
-        scores = torch.addmm(codebook_sq, chunk, codebook_t, beta=1.0, alpha=-2.0)
-        out[start : start + rows] = scores.argmin(dim=1)
+        block = scores[: chunk.shape[0]]
+        torch.addmm(codebook_sq, chunk, codebook_t, beta=1.0, alpha=-2.0, out=block)
+        torch.argmin(block, dim=1, out=out[start : start + chunk.shape[0]])
     return out
 
 

@@ -35,7 +35,8 @@ class DataConfig:
     """Where images come from and how they are cropped.
 
     dataset: "embedded" (scikit-image crops, no download), "imagefolder" (``train_data_dir``)
-        or a Hub dataset id such as ``ILSVRC/imagenet-1k`` (``datasets.load_dataset``).
+        or a Hub dataset id such as ``ILSVRC/imagenet-1k`` (``datasets.load_dataset``);
+        ``dataset_name`` is accepted as another spelling of this key.
     dataset_config: the Hub dataset's configuration name, if it has several.
     train_data_dir / eval_data_dir: image folders (``eval_data_dir`` optional).
     train_split / eval_split: split names; without an eval split, ``eval_holdout`` training
@@ -169,6 +170,11 @@ class TrainConfig:
             raise ValueError(f"Unknown config keys {sorted(unknown)}; known top-level keys: {sorted(known)}.")
         if "model" not in raw or "model_type" not in raw["model"]:
             raise ValueError("The config needs a `model:` section with a `model_type` (e.g. vqvae).")
+        data = raw.get("data") or {}
+        if "dataset_name" in data:  # the issue's spelling of data.dataset
+            if "dataset" in data:
+                raise ValueError("data.dataset_name and data.dataset name the same thing; keep only `dataset`.")
+            data["dataset"] = data.pop("dataset_name")
         kwargs = {"model": raw["model"]}
         for key in ("output_dir", "seed"):
             if key in raw:

@@ -1,0 +1,88 @@
+"""``hf-vq convert SOURCE CKPT OUT_DIR``: official checkpoints -> save_pretrained folders.
+
+Each source is one entry of ``CONVERTERS`` (name -> function adding its parser), so a new
+converter (e.g. ``llamagen-gpt``) is one more function and one more entry.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("convert", help="Convert an official checkpoint to a save_pretrained folder.")
+    sources = parser.add_subparsers(dest="source", metavar="SOURCE")
+    for add_parser in CONVERTERS.values():
+        add_parser(sources)
+    parser.set_defaults(func=lambda args: parser.print_help() or 1)
+
+
+def _add_paths(parser) -> None:
+    parser.add_argument("checkpoint", help="official checkpoint file")
+    parser.add_argument("out_dir", help="output folder (model + image processor)")
+    parser.add_argument("--image-size", type=int, default=256, help="training resolution recorded with the model (256)")
+
+
+def add_taming_parser(sources) -> None:
+    from ..convert.taming import TAMING_PRESETS
+
+    parser = sources.add_parser("taming", help="taming-transformers VQGAN (.ckpt with state_dict)")
+    _add_paths(parser)
+    parser.add_argument(
+        "--preset", choices=sorted(TAMING_PRESETS), default=None,
+        help="architecture preset (default: inferred from the weight shapes)",
+    )
+    parser.set_defaults(func=run_taming)
+
+
+def run_taming(args) -> int:
+    from ..convert import convert_taming_checkpoint
+
+    convert_taming_checkpoint(args.checkpoint, args.out_dir, preset=args.preset, image_size=args.image_size)
+    print(f"Saved VQGANModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
+def add_llamagen_parser(sources) -> None:
+    from ..convert.llamagen import LLAMAGEN_PRESETS, WEIGHTS_KEYS
+
+    parser = sources.add_parser("llamagen", help="LlamaGen VQ tokenizer (vq_ds16_c2i.pt, vq_ds8_c2i.pt)")
+    _add_paths(parser)
+    parser.add_argument(
+        "--preset", choices=sorted(LLAMAGEN_PRESETS), default=None,
+        help="architecture preset (default: inferred from the weight shapes)",
+    )
+    parser.add_argument("--weights", choices=WEIGHTS_KEYS, default="model", help="weights of a training checkpoint to take")
+    parser.set_defaults(func=run_llamagen)
+
+
+def run_llamagen(args) -> int:
+    from ..convert import convert_llamagen_checkpoint
+
+    convert_llamagen_checkpoint(
+        args.checkpoint, args.out_dir, preset=args.preset, image_size=args.image_size, weights=args.weights
+    )
+    print(f"Saved LlamaGenVQModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
+def add_llamagen_gpt_parser(sources) -> None:
+    parser = sources.add_parser("llamagen-gpt", help="LlamaGen class-conditional GPT (c2i_*.pt)")
+    parser.add_argument("checkpoint", help="official checkpoint (.pt), e.g. c2i_B_256.pt")
+    parser.add_argument("out_dir", help="output folder (save_pretrained)")
+    parser.add_argument(
+        "--preset", required=True, help="GPT-B, GPT-L, GPT-XL, GPT-XXL or GPT-3B (head counts are not in the weights)"
+    )
+    parser.add_argument("--block-size", type=int, default=256, help="image tokens: 256 for 256px VQ-16, 576 for 384px")
+    parser.set_defaults(func=run_llamagen_gpt)
+
+
+def run_llamagen_gpt(args) -> int:
+    from ..convert.llamagen_gpt import convert_llamagen_gpt_checkpoint
+
+    model = convert_llamagen_gpt_checkpoint(args.checkpoint, args.out_dir, args.preset, block_size=args.block_size)
+    print(f"Saved {type(model).__name__} ({model.num_parameters():,} parameters) to {args.out_dir}")
+    return 0
+
+
+CONVERTERS = {
+    "taming": add_taming_parser,
+    "llamagen": add_llamagen_parser,
+    "llamagen-gpt": add_llamagen_gpt_parser,
+}

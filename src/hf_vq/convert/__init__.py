@@ -1,0 +1,26 @@
+"""Exact conversion of official checkpoints into hf_vq models (explicit key maps, strict checks).
+
+One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT).
+"""
+
+from .llamagen import (
+    LLAMAGEN_PRESETS,
+    convert_llamagen_checkpoint,
+    infer_llamagen_config,
+)
+from .llamagen_gpt import (
+    convert_llamagen_gpt_checkpoint,
+    convert_llamagen_gpt_state_dict,
+)
+from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
+
+__all__ = [
+    "LLAMAGEN_PRESETS",
+    "TAMING_PRESETS",
+    "convert_llamagen_checkpoint",
+    "convert_llamagen_gpt_checkpoint",
+    "convert_llamagen_gpt_state_dict",
+    "convert_taming_checkpoint",
+    "infer_llamagen_config",
+    "infer_taming_config",
+]
