@@ -201,6 +201,21 @@ def test_existing_checkpoints_without_resume_is_an_error(tmp_path):
         train(TrainConfig.from_dict(raw))
 
 
+def test_model_pretrained_loads_saved_weights_to_fine_tune(tmp_path):
+    import torch
+
+    from hf_vq.training import build_model
+
+    saved = build_model({"model_type": "vqvae", "hidden_dim": 16, "codebook_size": 32, "codebook_dim": 8})
+    saved.save_pretrained(tmp_path / "saved")
+    loaded = build_model({"pretrained": str(tmp_path / "saved"), "entropy_weight": 0.1})
+    assert loaded.config.entropy_weight == 0.1 and loaded.config.hidden_dim == 16
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    with pytest.raises(ValueError, match="is a 'vqvae' model"):
+        build_model({"pretrained": str(tmp_path / "saved"), "model_type": "fsq_vae"})
+
+
 def _cli(config_path: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "hf_vq.cli.main", "train", str(config_path), *overrides]

@@ -168,8 +168,11 @@ class TrainConfig:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"Unknown config keys {sorted(unknown)}; known top-level keys: {sorted(known)}.")
-        if "model" not in raw or "model_type" not in raw["model"]:
-            raise ValueError("The config needs a `model:` section with a `model_type` (e.g. vqvae).")
+        model = raw.get("model") or {}
+        if "model_type" not in model and "pretrained" not in model:
+            raise ValueError(
+                "The config needs a `model:` section with a `model_type` (e.g. vqvae) or `pretrained` (a saved model)."
+            )
         data = raw.get("data") or {}
         if "dataset_name" in data:  # the spelling of data.dataset
             if "dataset" in data:

@@ -58,9 +58,20 @@ class TrainResult:
 
 
 def build_model(model_section: dict):
-    """A fresh tokenizer from the ``model:`` section (model_type + its config fields)."""
+    """The tokenizer of the ``model:`` section: ``model_type`` + its config fields builds a fresh one;
+    ``pretrained: PATH_OR_HUB_ID`` loads saved weights instead (e.g. a converted VQGAN to fine-tune),
+    with the other fields overriding its config."""
     kwargs = dict(model_section)
-    model_type = kwargs.pop("model_type")
+    model_type = kwargs.pop("model_type", None)
+    pretrained = kwargs.pop("pretrained", None)
+    if pretrained:
+        model = AutoModel.from_pretrained(pretrained, **kwargs)
+        if model_type and model.config.model_type != model_type:
+            raise ValueError(
+                f"model.pretrained {pretrained} is a {model.config.model_type!r} model but model.model_type is "
+                f"{model_type!r}; drop model_type or point pretrained at a {model_type} checkpoint."
+            )
+        return model
     config = AutoConfig.for_model(model_type, **kwargs)
     return AutoModel.from_config(config)
 
