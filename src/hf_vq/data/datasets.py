@@ -41,6 +41,12 @@ def _decode_image(value) -> Image.Image:
     raise ValueError(f"unsupported image cell of type {type(value).__name__}")
 
 
+def image_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The random stream of one image in one epoch. Python hashes tuples of ints the same way in
+    every process and run, so workers, ranks and resumed runs agree."""
+    return torch.Generator().manual_seed(hash((seed, epoch, index)) & (2**63 - 1))
+
+
 def _describe(value) -> str:
     if isinstance(value, dict) and value.get("path"):
         return value["path"]
@@ -70,8 +76,7 @@ class DecodedImageDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def _generator(self, index: int) -> torch.Generator:
-        # Distinct, reproducible streams per (seed, epoch, index); large odd multipliers avoid collisions.
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919_993 + index)
+        return image_generator(self.seed, self.epoch, index)
 
     def __getitem__(self, index: int) -> dict:
         skipped = 0
@@ -115,7 +120,7 @@ class DecodedImageIterable(torch.utils.data.IterableDataset):
                 warnings.warn(f"Skipping unreadable image {_describe(value)}: {error}", stacklevel=2)
                 skipped += 1
                 continue
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919_993 + position)
+            generator = image_generator(self.seed, self.epoch, position)
             yield {"pixel_values": self.transform(image, generator), "num_unreadable": skipped}
             skipped = 0
 
