@@ -335,6 +335,7 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None,
             ema.step(unwrapped.parameters())
 
         if step % args.log_every == 0 or step == args.max_steps - 1:
+            # The loss terms of the step's last micro-batch (what a resumed run must reproduce exactly).
             values = {name: value.item() for name, value in terms.items()}
             history.append({"step": step, "loss": values["total"], **values})
             codebook = usage.compute(all_reduce=True)
