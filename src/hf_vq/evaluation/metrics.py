@@ -7,11 +7,11 @@ repository calls them: ``data_range=1, channel_axis=-1``) in torch, so they run 
 evaluation device without a round trip through numpy.
 """
 
-import warnings
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
+
+from ..modules.lpips_network import MissingWeightsError
+from ..modules.lpips_network import load_lpips_network as _load_lpips_network
 
 # scikit-image's structural_similarity defaults (gaussian_weights=False).
 SSIM_WINDOW_SIZE = 7
@@ -20,13 +20,8 @@ SSIM_K2 = 0.03
 
 # AlexNet's stride-4 stem and two 3x3/2 max pools leave no pixel for smaller images.
 LPIPS_MIN_IMAGE_SIZE = 31
-ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
-ALEXNET_WEIGHTS_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS_FILE}"
 
-
-class MissingWeightsError(FileNotFoundError):
-    """A metric's network weights are not on disk (nothing is downloaded at run time)."""
-
+__all__ = ["MissingWeightsError", "load_lpips_network", "lpips_distance", "psnr", "ssim", "to_unit_range"]
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return (images.detach().float().clamp(-1, 1) + 1) / 2
@@ -83,44 +78,12 @@ def ssim(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor
 # -- LPIPS ---------------------------------------------------------------------------------
 
 
-def default_alexnet_weights_path() -> Path:
-    """Where torchvision's loader (and so the lpips package) looks for the AlexNet weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
-
-
 def load_lpips_network(alexnet_weights_path=None):
-    """LPIPS (AlexNet, v0.1) with the backbone read from disk, never downloaded.
+    """LPIPS (AlexNet, v0.1) with the backbone read from ``alexnet_weights_path`` or torch's hub cache.
 
-    The lpips package ships its linear calibration layers; the AlexNet backbone is
-    torchvision's ImageNet checkpoint, read from ``alexnet_weights_path`` or torch's hub
-    cache. Raises :class:`MissingWeightsError` naming the file and where to put it.
+    Never downloads; raises :class:`MissingWeightsError` naming the file and where to put it.
     """
-    import lpips
-
-    path = Path(alexnet_weights_path) if alexnet_weights_path else default_alexnet_weights_path()
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"LPIPS needs torchvision's AlexNet weights, but {path} does not exist. Download "
-            f"{ALEXNET_WEIGHTS_URL} and save it as {default_alexnet_weights_path()} (torch's hub cache), "
-            "or pass its path (--lpips-weights / alexnet_weights_path)."
-        )
-    # pnet_rand=True builds the backbone without asking torchvision to download it; lpips
-    # still passes torchvision's deprecated ``pretrained=`` argument, whose warning is noise here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
-        network = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    alexnet_state = torch.load(path, map_location="cpu", weights_only=True)
-    # lpips splits torchvision's ``features`` Sequential into slices that keep the layer indices.
-    for slice_module in network.net.children():
-        for index, layer in slice_module.named_children():
-            layer_state = {
-                key.split(".", 2)[2]: value
-                for key, value in alexnet_state.items()
-                if key.startswith(f"features.{index}.")
-            }
-            if layer_state:
-                layer.load_state_dict(layer_state)
-    return network.eval().requires_grad_(False)
+    return _load_lpips_network("alex", alexnet_weights_path, alternative="pass its path (--lpips-weights / alexnet_weights_path)")
 
 
 def lpips_distance(reconstructions: torch.Tensor, originals: torch.Tensor, network) -> torch.Tensor:
