@@ -1,6 +1,7 @@
 """Benchmark tables (format of the benchmark pages), the usage plot, model cards and the push step."""
 
 import json
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -110,3 +111,22 @@ def test_push_cli_dry_run_lists_files_without_uploading(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Would upload to someone/tiny-vq:" in out and "README.md" in out
     assert "Not evaluated yet" in (run / "README.md").read_text()
+
+
+def test_model_push_to_hub_uploads_model_processor_and_card():
+    model = hf_vq.VQVAEModel(hf_vq.VQVAEConfig(hidden_dim=16, codebook_size=32, codebook_dim=8, image_size=16))
+    uploaded = {}
+
+    def read_folder(**kwargs):  # the temporary folder is gone after the call: read it now
+        folder = Path(kwargs["folder_path"])
+        uploaded.update({name: (folder / name).read_bytes() for name in kwargs["allow_patterns"]})
+
+    with mock.patch("hf_vq.hub.HfApi") as api_class:
+        api_class.return_value.upload_folder.side_effect = read_folder
+        model.push_to_hub("someone/tiny-vq", metrics={"codebook_usage": 0.5, "psnr": 20.0})
+    assert {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"} <= set(uploaded)
+    card = uploaded["README.md"].decode()
+    assert "vqvae" in card and "| 50.00% | 20.0000 |" in card
+    assert json.loads(uploaded["preprocessor_config.json"])["size"] == 16
+    with pytest.raises(ValueError, match="Unsupported push_to_hub arguments"):
+        model.push_to_hub("someone/tiny-vq", safe_serialization=False)

@@ -224,6 +224,26 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
         check_indices(indices, self.config.codebook_size, self.indices_ndim)
         return self.decode(self.indices_to_quantized(indices), return_dict=return_dict)
 
+    def push_to_hub(
+        self, repo_id: str, image_processor=None, metrics: dict = None, private: bool = None, token=None,
+        commit_message: str = None, **kwargs,
+    ):
+        """Upload the model, its image processor and the hf_vq model card (architecture, config, metrics).
+
+        ``image_processor`` defaults to a ``VQImageProcessor`` at ``config.image_size``.
+        """
+        if kwargs:
+            raise ValueError(f"Unsupported push_to_hub arguments {sorted(kwargs)}; hf_vq takes image_processor, "
+                             "metrics, private, token and commit_message.")
+        # The card renders the benchmark metrics table, which lives in the evaluation layer: import it here only.
+        from ..hub import push_model_to_hub
+        from ..processing import VQImageProcessor
+
+        if image_processor is None:
+            image_processor = VQImageProcessor(size=self.config.image_size, num_channels=self.config.num_channels)
+        return push_model_to_hub(self, repo_id, image_processor=image_processor, metrics=metrics, private=private,
+                                 token=token, commit_message=commit_message)
+
     def reconstruction_loss(self, reconstruction: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.config.reconstruction_loss == "l1":
             return F.l1_loss(reconstruction, pixel_values)
