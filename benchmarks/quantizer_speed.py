@@ -92,7 +92,9 @@ def spawn(impl, mode, n, k, d, repeats) -> dict:
     cmd = [sys.executable, __file__, "--case", impl, mode, str(n), str(k), str(d), str(repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        return {"impl": impl, "mode": mode, "n": n, "k": k, "error": done.stderr.strip().splitlines()[-1:]}
+        last_line = (done.stderr.strip().splitlines() or [""])[-1]
+        reason = f"killed by signal {-done.returncode} (out of memory?)" if done.returncode < 0 else last_line
+        return {"impl": impl, "mode": mode, "n": n, "k": k, "error": reason}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -155,7 +157,7 @@ def main():
 
             def cell(impl, key="seconds", fmt="{:.3f}", get=get):
                 r = get.get(impl, {})
-                return fmt.format(r[key]) if key in r else r.get("skipped", "error")
+                return fmt.format(r[key]) if key in r else r.get("skipped", "failed")
 
             def ratio(impl, get=get, ours=ours):
                 r = get.get(impl, {})
