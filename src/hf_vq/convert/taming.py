@@ -38,7 +38,11 @@ _MID_NAMES = {"block_1": "res_1", "block_2": "res_2"}
 
 def taming_rename_rules(num_levels: int):
     """The (pattern, replacement) table from taming keys to ``VQGANModel`` keys."""
-    up_block = lambda match: str(num_levels - 1 - int(match.group(1)))
+
+    def up_block(match):
+        # taming's decoder.up.0 is the highest resolution; our decoder level 0 is the lowest.
+        return str(num_levels - 1 - int(match.group(1)))
+
     return [
         (r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)", r"\1.\2.\3"),
         (

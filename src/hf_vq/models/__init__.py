@@ -11,7 +11,6 @@ from .base import (
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
-from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .llamagen_gpt import (
     LLAMAGEN_GPT_PRESETS,
     LlamaGenGPTConfig,
@@ -20,6 +19,7 @@ from .llamagen_gpt import (
     LlamaGenGPTPreTrainedModel,
     LlamaGenKVCache,
 )
+from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqgan import VQGANConfig, VQGANModel
 from .vqvae import VQVAEConfig, VQVAEModel

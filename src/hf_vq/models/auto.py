@@ -9,8 +9,8 @@ from ..processing import VQImageProcessor
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
-from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
+from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqgan import VQGANConfig, VQGANModel
 from .vqvae import VQVAEConfig, VQVAEModel
