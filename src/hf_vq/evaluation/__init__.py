@@ -26,7 +26,7 @@ from .metrics import (
 )
 from .model_evaluation import evaluate_model_dir
 from .reconstruction import AVAILABLE_METRICS, DEFAULT_METRICS, evaluate_reconstruction
-from .visualization import make_grid, save_reconstruction_grid
+from .visualization import make_grid, save_reconstruction_grid, to_uint8
 
 EVALUATE_MODULES_DIR = Path(__file__).parent / "evaluate_modules"
 
@@ -57,6 +57,7 @@ __all__ = [
     "load_run",
     "lpips_distance",
     "make_grid",
+    "to_uint8",
     "metrics_markdown",
     "plot_codebook_usage",
     "psnr",

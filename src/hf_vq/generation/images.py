@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..evaluation.visualization import make_grid, to_uint8
 from .sampling import generate
 
 
@@ -51,24 +52,6 @@ def generate_images(
     )
     indices = tokens_to_indices(tokenizer, tokens).to(tokenizer.device)
     return tokenizer.decode_indices(indices).sample.clamp(-1, 1)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) in [-1, 1] -> (B, H, W, C) uint8 (the metrics protocol's clamp then [0, 1] map)."""
-    images = ((images.clamp(-1, 1) + 1) / 2 * 255).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def make_grid(images: np.ndarray, num_columns: int | None = None) -> Image.Image:
-    """(B, H, W, C) uint8 -> one PIL image with the samples in rows of ``num_columns``."""
-    count, height, width, channels = images.shape
-    num_columns = num_columns or math.ceil(math.sqrt(count))
-    num_rows = math.ceil(count / num_columns)
-    grid = np.zeros((num_rows * height, num_columns * width, channels), dtype=np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, num_columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return Image.fromarray(grid.squeeze(-1) if channels == 1 else grid)
 
 
 def generate_samples(
