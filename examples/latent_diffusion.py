@@ -4,8 +4,9 @@
 
 1. Encode images: ``latents = tokenizer.encode(x).quantized * tokenizer.config.scaling_factor``.
 2. Train a UNet2DModel to predict the noise that DDPMScheduler adds to those latents.
-3. Sample with the scheduler loop (DDIM, 50 steps) and decode:
-   ``tokenizer.decode(latents / scaling_factor).sample``.
+3. Sample with diffusers' ``LDMPipeline(vqvae=tokenizer, unet=unet, scheduler=DDIMScheduler)``
+   (50 DDIM steps): it decodes with ``tokenizer.decode(latents / config.scaling_factor).sample``,
+   the interface every hf_vq tokenizer exposes.
 
 Without --tokenizer a fresh tiny VQ-VAE is used and the images are synthetic (coloured
 discs on a gradient), so the script runs anywhere in a minute on a CPU; point it at a
@@ -18,12 +19,12 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, LDMPipeline, UNet2DModel
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
 import hf_vq
-from hf_vq.generation import make_grid, to_uint8
+from hf_vq.evaluation import make_grid
 
 
 def synthetic_images(count: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -100,19 +101,15 @@ def main():
         optimizer.step()
         progress.set_postfix(loss=f"{loss.item():.4f}")
 
-    # 3. Sample with a DDIM loop over the same noise schedule, then decode with the tokenizer.
-    sampler = DDIMScheduler.from_config(noise_scheduler.config)
-    sampler.set_timesteps(50)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    sample = torch.randn((args.num_samples, channels, latent_size, latent_size), generator=generator, device=device)
+    # 3. Sample with diffusers' latent diffusion pipeline (DDIM over the same noise schedule);
+    #    it decodes with tokenizer.decode(latents / tokenizer.config.scaling_factor).sample.
     unet.eval()
-    with torch.no_grad():
-        for timestep in tqdm(sampler.timesteps, desc="Sampling"):
-            sample = sampler.step(unet(sample, timestep).sample, timestep, sample).prev_sample
-        decoded = tokenizer.decode(sample / scaling).sample
+    pipeline = LDMPipeline(vqvae=tokenizer, unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config))
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    images = pipeline(batch_size=args.num_samples, generator=generator, num_inference_steps=50, output_type="np").images
 
     os.makedirs(args.output_dir, exist_ok=True)
-    make_grid(to_uint8(decoded)).save(os.path.join(args.output_dir, "samples.png"))
+    make_grid((images * 255).round().astype(np.uint8)).save(os.path.join(args.output_dir, "samples.png"))
     unet.save_pretrained(os.path.join(args.output_dir, "unet"))
     print(f"Saved {args.output_dir}/samples.png and the UNet")
 

@@ -1,0 +1,53 @@
+"""hf_vq tokenizers plug into diffusers' latent diffusion pipeline (decode(latents).sample, scaling_factor)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, LDMPipeline, UNet2DModel
+
+import hf_vq
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_parts():
+    torch.manual_seed(0)
+    tokenizer = hf_vq.VQVAEModel(
+        hf_vq.VQVAEConfig(hidden_dim=16, codebook_size=32, codebook_dim=4, image_size=16, scaling_factor=0.5)
+    ).eval()
+    unet = UNet2DModel(
+        sample_size=4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4,
+    ).eval()
+    return tokenizer, unet
+
+
+def test_ldm_pipeline_decodes_with_the_tokenizer_and_its_scaling_factor():
+    tokenizer, unet = tiny_parts()
+    pipeline = LDMPipeline(vqvae=tokenizer, unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000))
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=3, output_type="np").images
+    assert images.shape == (2, 16, 16, 3)
+
+    # the same sampling by hand: DDIM steps, then decode(latents / scaling_factor)
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(3)
+    latents = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            latents = scheduler.step(unet(latents, t).sample, t, latents, eta=0.0).prev_sample
+        expected = tokenizer.decode(latents / 0.5).sample
+    expected = ((expected / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+
+
+def test_latent_diffusion_example_runs(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "latent_diffusion.py"), "--steps", "3", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "unet").is_dir()
