@@ -22,7 +22,9 @@ DEMO_CONFIG = {
         "num_res_blocks": 2,
         "codebook_size": 256,
         "codebook_dim": 16,
-        "l2_norm": True,
+        "l2_norm": True,  # with EMA + k-means init: 27% usage vs 12% without (embedded demo)
+        "use_ema": True,
+        "kmeans_init": True,
     },
     "data": {"dataset": "embedded", "image_size": 32},
     "training": {"batch_size": 32, "max_steps": 1200, "learning_rate": 4e-4, "log_every": 50},
