@@ -245,6 +245,24 @@ def test_cvq_anchors_are_batch_features(anchor):
     assert all(any(torch.equal(a, f) for f in features) for a in anchors)
 
 
+def test_cvq_random_anchors_come_from_the_feature_pool():
+    vq = VectorQuantizer(2, 4, distance="cosine", behaviours=[DeadCodeReinit(anchor="random")])
+    reinit = vq.behaviours[0]
+    initial = reinit.feature_pool.clone()
+    assert initial.abs().max() <= 1 / 4  # U(-1/K, 1/K) as the official FeaturePool
+    first = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    pool = reinit.anchors(vq, first)  # a small batch fills rows 0-1, rows 2-3 keep their start values
+    torch.testing.assert_close(pool, torch.cat([first, initial[2:]]))
+    second = torch.tensor([[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]])
+    pool = reinit.anchors(vq, second)  # only two rows are left: the first two features are stored
+    torch.testing.assert_close(pool, torch.cat([first, second[:2]]))
+    assert int(reinit.pool_filled) == 4
+    third = torch.tensor([[-1.0, -1.0]])
+    pool = reinit.anchors(vq, third)  # full: one random row is overwritten
+    changed = (pool != torch.cat([first, second[:2]])).any(1)
+    assert int(changed.sum()) == 1 and torch.equal(pool[changed][0], third[0])
+
+
 def test_unknown_options_raise():
     with pytest.raises(ValueError, match="anchor"):
         DeadCodeReinit(anchor="nearest")

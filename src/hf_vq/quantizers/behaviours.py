@@ -202,8 +202,10 @@ class DeadCodeReinit(CodebookBehaviour):
     codes are replaced by their anchor. Anchors:
 
     * ``closest``: for each code, the batch feature most similar to it;
-    * ``random``: a uniformly random batch feature (the official code draws from a
-      feature pool that equals the batch once the batch holds at least K vectors);
+    * ``random``: the code's row of a feature pool (CVQ-VAE's FeaturePool): K rows that start
+      as U(-1/K, 1/K) and are filled with the incoming batch features until full; after
+      that a batch of more than K features replaces the pool with K random ones, a smaller
+      batch overwrites random rows;
     * ``probabilistic``: a batch feature drawn with probability softmax(similarity).
 
     Similarity is cosine when the quantizer uses cosine search or l2 norm, else negative
@@ -220,11 +222,35 @@ class DeadCodeReinit(CodebookBehaviour):
 
     def attach(self, vq) -> None:
         self.register_buffer("usage", torch.zeros(vq.codebook_size))
+        if self.anchor == "random":
+            self.register_buffer("feature_pool", torch.zeros(vq.codebook_size, vq.codebook_dim))
+            self.register_buffer("pool_filled", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def reset_state(self, vq) -> None:
         nn.init.zeros_(self.usage)
+        if self.anchor == "random":
+            nn.init.uniform_(self.feature_pool, -1.0 / vq.codebook_size, 1.0 / vq.codebook_size)
+            self.pool_filled.zero_()
 
+    @torch.no_grad()
+    def _update_pool(self, features: torch.Tensor) -> torch.Tensor:
+        """CVQ-VAE's FeaturePool.query: store this batch's features, return the pool (K, dim)."""
+        size, count = self.feature_pool.shape[0], features.shape[0]
+        pool = self.feature_pool
+        if count > size:
+            pool.copy_(features[torch.randint(0, count, (size,), device=features.device)])
+            self.pool_filled.fill_(size)
+        elif int(self.pool_filled) < size:
+            # The official code slices past the end here when the batches do not divide K;
+            # we store what fits.
+            start = int(self.pool_filled)
+            stored = min(count, size - start)
+            pool[start : start + stored] = features[:stored]
+            self.pool_filled.fill_(start + stored)
+        else:
+            pool[torch.randperm(size, device=features.device)[:count]] = features
+        return pool
     def reinit_weights(self, usage: torch.Tensor, codebook_size: int) -> torch.Tensor:
         """alpha per code, the CVQ-VAE formula."""
         return torch.exp(-(usage * codebook_size * 10) / (1 - self.decay) - 1e-3)
@@ -239,8 +265,7 @@ class DeadCodeReinit(CodebookBehaviour):
     def anchors(self, vq, features: torch.Tensor) -> torch.Tensor:
         k = vq.codebook_size
         if self.anchor == "random":
-            choice = torch.randint(0, features.shape[0], (k,), device=features.device)
-            return features[choice]
+            return self._update_pool(features).clone()
         picks = []
         for start in range(0, k, self.chunk_codes):
             sim = self._similarity(vq, vq.codebook[start : start + self.chunk_codes].float(), features)
@@ -256,6 +281,8 @@ class DeadCodeReinit(CodebookBehaviour):
         batch_usage = counts / counts.sum().clamp_min(1)
         self.usage.mul_(self.decay).add_(batch_usage, alpha=1 - self.decay)
         anchors = broadcast(self.anchors(vq, vectors.float()).contiguous())
+        if self.anchor == "random":
+            self.feature_pool.copy_(anchors)  # rank 0's pool, so every process keeps the same one
         alpha = self.reinit_weights(self.usage, vq.codebook_size)[:, None]
         vq.codebook.data.copy_(vq.codebook.data * (1 - alpha) + anchors * alpha)
 
