@@ -7,18 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from test_trainer import make_image_folder, tiny_raw
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_path):
+@pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streaming"])
+def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_path, streaming):
     images = make_image_folder(tmp_path / "images", 32)
     raw = tiny_raw(
         tmp_path,
         model={"use_ema": True, "kmeans_init": True, "codebook_size": 16},
-        data={"train_data_dir": str(images), "eval_data_dir": str(images), "max_eval_images": 8},
+        data={"train_data_dir": str(images), "eval_data_dir": str(images), "max_eval_images": 8, "streaming": streaming},
         loss={"disc_weight": 0.5, "disc_start": 1, "disc_layers": 2, "disc_channels": 8, "lecam_weight": 0.01},
         training={
             "batch_size": 4,
