@@ -2,11 +2,11 @@
 
 from huggingface_hub.dataclasses import strict
 
-from ..base import VQTokenizerConfig
+from ..vqgan.configuration_vqgan import VQGANBackboneConfig
 
 
 @strict
-class LlamaGenVQConfig(VQTokenizerConfig):
+class LlamaGenVQConfig(VQGANBackboneConfig):
     """LlamaGen VQ: the taming encoder/decoder with attention only at the lowest level (and in
     the mid blocks), a 1x1 ``quant_conv`` down to 8 channels and an l2-normalised 16384 x 8 codebook.
 
@@ -29,26 +29,11 @@ class LlamaGenVQConfig(VQTokenizerConfig):
 
     model_type = "llamagen_vq"
 
-    image_size: int = 256
-    base_channels: int = 128
-    channel_multipliers: list[int] | tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
-    z_channels: int = 256
     codebook_size: int = 16384
     codebook_dim: int = 8
     l2_norm: bool = True
     commitment_beta: float = 0.25
-    dropout: float = 0.0
     reconstruction_loss: str = "mse"
-
-    def __post_init__(self, **kwargs):
-        if not self.channel_multipliers:
-            raise ValueError("channel_multipliers must list at least one level, e.g. [1, 1, 2, 2, 4].")
-        super().__post_init__(**kwargs)
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_multipliers) - 1)
 
     @property
     def attention_levels(self) -> list[int]:

@@ -5,8 +5,42 @@ from huggingface_hub.dataclasses import strict
 from ..base import VQTokenizerConfig
 
 
+class VQGANBackboneConfig(VQTokenizerConfig):
+    """The ResNet + attention encoder/decoder fields shared by VQGAN and LlamaGen VQ (not registered).
+
+    Args:
+        base_channels: channels of the full-resolution level.
+        channel_multipliers: per-level channel multipliers; the downsampling factor is
+            ``2 ** (len(channel_multipliers) - 1)``.
+        num_res_blocks: ResNet blocks per encoder level; the decoder has one more per level.
+        z_channels: encoder output / decoder input channels.
+        dropout: dropout inside the ResNet blocks.
+    """
+
+    image_size: int = 256
+    base_channels: int = 128
+    channel_multipliers: list[int] | tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 256
+    dropout: float = 0.0
+
+    def __post_init__(self, **kwargs):
+        if not self.channel_multipliers:
+            raise ValueError("channel_multipliers must list at least one level, e.g. [1, 1, 2, 2, 4].")
+        if self.image_size % self.downsample_factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by the downsampling factor {self.downsample_factor} "
+                f"of channel_multipliers {list(self.channel_multipliers)}."
+            )
+        super().__post_init__(**kwargs)
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.channel_multipliers) - 1)
+
+
 @strict
-class VQGANConfig(VQTokenizerConfig):
+class VQGANConfig(VQGANBackboneConfig):
     """Taming VQGAN: ResNet + attention encoder/decoder around a Euclidean VectorQuantizer.
 
     Field names of the official ``ddconfig`` in brackets.
@@ -32,27 +66,15 @@ class VQGANConfig(VQTokenizerConfig):
 
     model_type = "vqgan"
 
-    image_size: int = 256
-    base_channels: int = 128
-    channel_multipliers: list[int] | tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
     attn_resolutions: list[int] | tuple[int, ...] = (16,)
-    z_channels: int = 256
     codebook_dim: int = 256
     codebook_size: int = 1024
     commitment_beta: float = 0.25
     legacy_beta: bool = True
-    dropout: float = 0.0
     reconstruction_loss: str = "l1"
 
     def __post_init__(self, **kwargs):
-        if not self.channel_multipliers:
-            raise ValueError("channel_multipliers must list at least one level, e.g. [1, 1, 2, 2, 4].")
-        if self.image_size % self.downsample_factor:
-            raise ValueError(
-                f"image_size {self.image_size} is not divisible by the downsampling factor {self.downsample_factor} "
-                f"of channel_multipliers {list(self.channel_multipliers)}."
-            )
+        super().__post_init__(**kwargs)
         level_sizes = [self.image_size // 2**level for level in range(len(self.channel_multipliers))]
         unreachable = sorted(set(self.attn_resolutions) - set(level_sizes))
         if unreachable:
@@ -60,11 +82,6 @@ class VQGANConfig(VQTokenizerConfig):
                 f"attn_resolutions {unreachable} match no level: with image_size {self.image_size} the levels work at "
                 f"{level_sizes}. (Taming silently skips such entries; here they are an error.)"
             )
-        super().__post_init__(**kwargs)
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_multipliers) - 1)
 
     @property
     def attention_levels(self) -> list[int]:
@@ -92,4 +109,4 @@ class VQGANConfig(VQTokenizerConfig):
         return cls.taming_f16(16384, **kwargs)
 
 
-__all__ = ["VQGANConfig"]
+__all__ = ["VQGANBackboneConfig", "VQGANConfig"]
