@@ -53,6 +53,15 @@ def _describe(value) -> str:
     return "<in-memory image>"
 
 
+def _decode_or_warn(value):
+    """``(image, None)``, or ``(None, error)`` after a warning naming the unreadable file."""
+    try:
+        return _decode_image(value), None
+    except UNREADABLE_IMAGE_ERRORS as error:
+        warnings.warn(f"Skipping unreadable image {_describe(value)}: {error}", stacklevel=3)
+        return None, error
+
+
 class DecodedImageDataset(torch.utils.data.Dataset):
     """Map-style dataset of ``{"pixel_values", "num_unreadable"}`` items from a ``datasets.Dataset``.
 
@@ -82,17 +91,15 @@ class DecodedImageDataset(torch.utils.data.Dataset):
         skipped = 0
         while True:
             value = self.dataset[(index + skipped) % len(self.dataset)][self.image_column]
-            try:
-                image = _decode_image(value)
+            image, error = _decode_or_warn(value)
+            if image is not None:
                 break
-            except UNREADABLE_IMAGE_ERRORS as error:
-                warnings.warn(f"Skipping unreadable image {_describe(value)}: {error}", stacklevel=2)
-                skipped += 1
-                if skipped >= min(MAX_CONSECUTIVE_UNREADABLE, len(self.dataset)):
-                    raise RuntimeError(
-                        f"{skipped} images in a row could not be read (last: {_describe(value)}: {error}). "
-                        "The dataset looks broken: check data.train_data_dir / data.dataset and data.image_column."
-                    ) from error
+            skipped += 1
+            if skipped >= min(MAX_CONSECUTIVE_UNREADABLE, len(self.dataset)):
+                raise RuntimeError(
+                    f"{skipped} images in a row could not be read (last: {_describe(value)}: {error}). "
+                    "The dataset looks broken: check data.train_data_dir / data.dataset and data.image_column."
+                ) from error
         return {"pixel_values": self.transform(image, self._generator(index)), "num_unreadable": skipped}
 
 
@@ -113,11 +120,8 @@ class DecodedImageIterable(torch.utils.data.IterableDataset):
     def __iter__(self):
         skipped = 0
         for position, example in enumerate(self.dataset):
-            value = example[self.image_column]
-            try:
-                image = _decode_image(value)
-            except UNREADABLE_IMAGE_ERRORS as error:
-                warnings.warn(f"Skipping unreadable image {_describe(value)}: {error}", stacklevel=2)
+            image, _ = _decode_or_warn(example[self.image_column])
+            if image is None:
                 skipped += 1
                 continue
             generator = image_generator(self.seed, self.epoch, position)
