@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from test_evaluation_pipeline import TinyFeatures  # the stand-in FID feature extractor
 
 import hf_vq
 from hf_vq.evaluation.fid import FIDStatistics, MissingWeightsError
 from hf_vq.generation import compute_gfid, generate_samples
-
-
-class TinyFeatures(torch.nn.Module):
-    """A stand-in FID feature extractor (the Inception weights cannot be downloaded in tests)."""
-
-    description = "test random conv features"
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 5, 3, stride=2)
-
-    def forward(self, images):  # images in [0, 1]
-        return self.conv(images).tanh().mean((2, 3))
 
 
 def numpy_fid(f1, f2):
