@@ -134,7 +134,8 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
             f"Image size {height}x{width} is not divisible by the downsampling factor {downsample_factor}. "
             f"Resize or crop to a multiple of {downsample_factor} (VQImageProcessor does this)."
         )
-    low, high = float(pixel_values.min()), float(pixel_values.max())
+    # One reduction and one device sync per forward (this check runs on every training step).
+    low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
     if low < -1 - PIXEL_RANGE_TOLERANCE or high > 1 + PIXEL_RANGE_TOLERANCE:
         raise ValueError(
             f"pixel_values must be in [-1, 1]; got values in [{low:.3g}, {high:.3g}]. "
@@ -149,10 +150,10 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
     if indices.ndim != expected_ndim:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= codebook_size):
-        raise ValueError(
-            f"indices must be in [0, {codebook_size}); got values in [{int(indices.min())}, {int(indices.max())}]."
-        )
+    if indices.numel():
+        low, high = torch.stack(torch.aminmax(indices)).tolist()
+        if low < 0 or high >= codebook_size:
+            raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
 class VQTokenizerPreTrainedModel(PreTrainedModel):
