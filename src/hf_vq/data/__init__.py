@@ -8,14 +8,16 @@ from .datasets import (
     load_image_dataset,
 )
 from .embedded import embedded_patches, load_embedded_dataset
-from .transforms import EvalTransform, TrainTransform, to_tensor
+from .transforms import TRAIN_CROPS, EvalTransform, TrainTransform, adm_resize_short_side, to_tensor
 
 __all__ = [
+    "TRAIN_CROPS",
     "DecodedImageDataset",
     "DecodedImageIterable",
     "EpochShuffleSampler",
     "EvalTransform",
     "TrainTransform",
+    "adm_resize_short_side",
     "collate_images",
     "embedded_patches",
     "load_embedded_dataset",

@@ -177,9 +177,9 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             init.kaiming_uniform_(module.weight, a=5**0.5)
             if module.bias is not None:
+                # PyTorch's fan-in is weight.shape[1] * k^2 for both: out_channels * k^2 for a
+                # transposed conv, whose weight is (in_channels, out_channels, k, k).
                 fan_in = module.weight.shape[1] * module.weight[0, 0].numel()
-                if isinstance(module, nn.ConvTranspose2d):
-                    fan_in = module.weight.shape[0] * module.weight[0, 0].numel()
                 bound = 1 / fan_in**0.5 if fan_in > 0 else 0
                 init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d)):

@@ -9,7 +9,12 @@ import torch.nn as nn
 
 
 class SimpleResidualBlock(nn.Module):
-    """x + Conv1x1(ReLU(Conv3x3(ReLU(x)))), no biases."""
+    """r + Conv1x1(ReLU(Conv3x3(r))) with r = ReLU(x), no biases.
+
+    The benchmark's block starts with ``nn.ReLU(inplace=True)`` and returns ``x + blocks(x)``:
+    the in-place ReLU overwrites ``x`` before the addition, so its skip path carries
+    ``relu(x)``, not ``x``. We write that out instead of relying on in-place aliasing.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -21,7 +26,8 @@ class SimpleResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.blocks(x)
+        activated = self.blocks[0](x)
+        return activated + self.blocks[1:](activated)
 
 
 class SimpleCNNEncoder(nn.Module):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from ..data.transforms import TRAIN_CROPS
+
 # The embedded demo run: what `hf-vq train` does with no arguments (configs/demo/vqvae.yaml mirrors it).
 DEMO_CONFIG = {
     "output_dir": "outputs/demo-vqvae",
@@ -44,6 +46,9 @@ class DataConfig:
     train_split / eval_split: split names; without an eval split, ``eval_holdout`` training
         images are held out for evaluation.
     streaming: stream a Hub dataset (sharded across processes by ``split_dataset_by_node``).
+    train_crop: "random_square" (a random 80-100% square crop, resized) or "adm_random" (ADM's
+        random_crop_arr, the ImageNet 64x64 benchmark's: short side resized to a random size in
+        [64, 80] at 64 px, random crop); both then flip. ``min_crop_scale`` sets the range of both.
     """
 
     dataset: str = "embedded"
@@ -59,6 +64,11 @@ class DataConfig:
     image_size: int = 64
     num_workers: int = 0
     min_crop_scale: float = 0.8
+    train_crop: str = "random_square"
+
+    def __post_init__(self):
+        if self.train_crop not in TRAIN_CROPS:
+            raise ValueError(f"data.train_crop must be one of {TRAIN_CROPS}; got {self.train_crop!r}.")
 
 
 @dataclass

@@ -118,7 +118,7 @@ def build_dataloaders(config: TrainConfig, accelerator, start_batch: int = 0):
     """``(TrainBatches, eval_loader)``; the eval loader yields pixel tensors, prepared for the processes."""
     data = config.data
     train_set, eval_set = load_train_and_eval_sets(config)
-    train_transform = TrainTransform(data.image_size, min_scale=data.min_crop_scale)
+    train_transform = TrainTransform(data.image_size, min_scale=data.min_crop_scale, crop=data.train_crop)
     eval_transform = EvalTransform(data.image_size)
     loader_kwargs = {"num_workers": data.num_workers, "collate_fn": collate_images}
     sampler = None
