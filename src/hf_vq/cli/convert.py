@@ -81,8 +81,31 @@ def run_llamagen_gpt(args) -> int:
     return 0
 
 
+def add_visual_tokenizer_parser(sources) -> None:
+    parser = sources.add_parser(
+        "visual-tokenizer", help="ImageNet 64x64 benchmark SimpleCNN tokenizers (model.pt with {'model': state_dict})"
+    )
+    parser.add_argument("checkpoint", help="the benchmark's model.pt")
+    parser.add_argument("out_dir", help="output folder (model + image processor)")
+    parser.add_argument(
+        "--config", required=True,
+        help="the row's training YAML, e.g. configs/imagenet64/vq_d64_k512.yaml (its model: section; the quantizer "
+             "kind is not in the weights)",
+    )
+    parser.set_defaults(func=run_visual_tokenizer)
+
+
+def run_visual_tokenizer(args) -> int:
+    from ..convert.visual_tokenizer import convert_visual_tokenizer_checkpoint
+
+    model = convert_visual_tokenizer_checkpoint(args.checkpoint, args.out_dir, args.config)
+    print(f"Saved {type(model).__name__} and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
     "llamagen-gpt": add_llamagen_gpt_parser,
+    "visual-tokenizer": add_visual_tokenizer_parser,
 }

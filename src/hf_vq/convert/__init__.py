@@ -1,6 +1,7 @@
 """Exact conversion of official checkpoints into hf_vq models (explicit key maps, strict checks).
 
-One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT).
+One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT),
+visual_tokenizer (the ImageNet 64x64 benchmark's SimpleCNN tokenizers).
 """
 
 from .llamagen import (
@@ -13,6 +14,11 @@ from .llamagen_gpt import (
     convert_llamagen_gpt_state_dict,
 )
 from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
+from .visual_tokenizer import (
+    convert_visual_tokenizer_checkpoint,
+    convert_visual_tokenizer_state_dict,
+    load_row_config,
+)
 
 __all__ = [
     "LLAMAGEN_PRESETS",
@@ -21,6 +27,9 @@ __all__ = [
     "convert_llamagen_gpt_checkpoint",
     "convert_llamagen_gpt_state_dict",
     "convert_taming_checkpoint",
+    "convert_visual_tokenizer_checkpoint",
+    "convert_visual_tokenizer_state_dict",
     "infer_llamagen_config",
     "infer_taming_config",
+    "load_row_config",
 ]
