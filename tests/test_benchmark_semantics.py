@@ -112,18 +112,21 @@ def test_ema_from_zero_count_masks_codes_not_hit():
     ema = vq.behaviours[0]
     ema.reset_state(vq)
     assert not ema.ema_count.any()
-    z = np.array([[1.0, 1.0], [-1.0, 1.0], [9.0, 11.0]])  # codes 0, 0, 1; code 2 not hit
+    z = np.array([[1.0, 1.0], [-1.0, 1.0], [9.0, 11.0]])  # first step: codes 0, 0, 1; code 2 not hit
     vq.train()
-    for _ in range(2):
+    codes, ema_sum, ema_count = start.copy(), start.copy(), np.zeros(3)
+    for _ in range(3):
         vq(torch.tensor(z, dtype=torch.float32))
-    counts = np.array([2.0, 1.0, 0.0])
-    sums = np.array([[0.0, 2.0], [9.0, 11.0], [0.0, 0.0]])
-    ema_sum, ema_count = start.copy(), np.zeros(3)
-    for _ in range(2):
+        # The benchmark's train step + update_codebook, in numpy.
+        assign = np.argmin(((z[:, None] - codes[None]) ** 2).sum(-1), axis=1)
+        counts = np.bincount(assign, minlength=3).astype(float)
+        sums = np.stack([z[assign == k].sum(0) for k in range(3)])
         ema_sum = 0.9 * ema_sum + 0.1 * sums
         ema_count = 0.9 * ema_count + 0.1 * counts
-    expected = ema_sum / np.where(ema_count > 0, ema_count, 1)[:, None]
-    expected[2] = start[2]
+        hit = counts > 0
+        codes = np.where(hit[:, None], ema_sum / np.where(hit, ema_count, 1)[:, None], codes)
+    assert not hit[2] and not np.array_equal(codes[:2], start[:2])
+    expected = codes
     np.testing.assert_allclose(vq.codebook.detach().numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(ema.ema_sum.numpy(), ema_sum, rtol=1e-6)
     np.testing.assert_allclose(ema.ema_count.numpy(), ema_count, rtol=1e-6)

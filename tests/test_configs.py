@@ -31,16 +31,28 @@ def test_config_loads_and_its_shrunk_model_trains_one_step(path):
 
 def test_imagenet64_grid_is_complete_and_follows_the_benchmark_recipe():
     names = {p.stem for p in IMAGENET64}
+    # Every row of the benchmark's docs/benchmark-imagenet64.md, plus two that are not (said in their headers).
     assert names == {
-        "vq_d64_k512", "vq_d64_k2048", "vq_d64_k16384", "vq_d8_k16384", "vq_l2_d64_k16384", "vq_ema_d64_k512",
-        "vq_entropy_d64_k2048", "fsq_8-8-8", "fsq_8-5-5-5", "fsq_8-8-8-6-5", "simvq_k16384",
-        "lfq_d9", "lfq_d11", "lfq_d14", "cvq_d64_k512",
+        "vq_d64_k512", "vq_d64_k2048", "vq_d64_k16384", "vq_d8_k2048", "vq_d8_k16384", "vq_l2_d64_k2048",
+        "vq_l2_d64_k16384", "vq_entropy_d64_k2048", "vq_entropy_d64_k16384", "fsq_8-8-8", "fsq_8-5-5-5",
+        "fsq_8-8-8-6-5", "lfq_d9", "lfq_d11", "lfq_d14", "simvq_k512", "simvq_k2048", "simvq_k16384",
+        "ibq_d64_k512", "ibq_d64_k2048", "ibq_d64_k16384",
+        "vq_ema_d64_k512", "cvq_d64_k512",
     }
+    for stem in ("vq_ema_d64_k512", "cvq_d64_k512"):
+        assert "NOT a row of the benchmark's ImageNet-64 table" in (REPO / "configs" / "imagenet64" / f"{stem}.yaml").read_text()
     for path in IMAGENET64:
         config = load_config(path)
         assert config.seed == 8888 and config.data.image_size == 64 and config.model["hidden_dim"] == 256
         assert (config.training.learning_rate, config.training.batch_size, config.training.max_steps) == (4e-4, 256, 500_000)
         assert config.model["reconstruction_loss"] == "mse" and config.loss.disc_weight == 0
+        assert config.data.train_crop == "adm_random" and config.data.min_crop_scale == 0.8  # short side in [64, 80]
+        if path.stem.startswith("vq_l2"):
+            assert config.model["l2_norm"] == "search"  # the benchmark normalises for the search only
+        if path.stem.startswith("vq_entropy"):  # its configs/imagenet64/vqvae.yaml: coef_entropy 0.0, cited
+            assert config.model["entropy_weight"] == 0.0 and "coef_entropy: 0.0" in path.read_text()
+        if path.stem.startswith(("ibq", "lfq")):  # its ibqvae.yaml / lfqvae.yaml: coef_entropy 0.1
+            assert config.model["entropy_weight"] == 0.1
         model_config = build_model({**config.model, "hidden_dim": 8}).config
         if config.model["model_type"] == "fsq_vae":
             assert "commitment_beta" not in config.model  # FSQ: commitment weight 0 (no such term)
@@ -48,6 +60,7 @@ def test_imagenet64_grid_is_complete_and_follows_the_benchmark_recipe():
             assert model_config.commitment_beta == 0.25
     sizes = {p.stem: build_model({**load_config(p).model, "hidden_dim": 8}).config.codebook_size for p in IMAGENET64}
     assert sizes["fsq_8-8-8-6-5"] == 15360 and sizes["lfq_d14"] == 16384 and sizes["fsq_8-5-5-5"] == 1000
+    assert load_config(REPO / "configs" / "imagenet64" / "vq_ema_d64_k512.yaml").model["ema_count_init"] == 0.0
 
 
 def test_dataset_name_is_another_spelling_of_dataset(tmp_path):

@@ -20,13 +20,13 @@ from transformers import AutoModel
 
 import hf_vq
 from hf_vq.cli.main import main as cli_main
+from hf_vq.convert.common import rename_state_dict
 from hf_vq.convert.visual_tokenizer import (
     SUPPORTED_MODEL_TYPES,
     convert_visual_tokenizer_state_dict,
     load_row_config,
     visual_tokenizer_rename_rules,
 )
-from hf_vq.convert.common import rename_state_dict
 from hf_vq.models import TOKENIZERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def reference(case: str, part: str) -> dict:
 
 def our_config(case: str, **overrides):
     model_type, fields = OURS[case]
-    return TOKENIZERS[model_type][0](**BACKBONE, **fields, **overrides)
+    return TOKENIZERS[model_type][0](**{**BACKBONE, **fields, **overrides})
 
 
 def converted(case: str):

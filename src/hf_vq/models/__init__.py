@@ -10,6 +10,7 @@ from .base import (
 )
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
+from .ibq_vae import IBQVAEConfig, IBQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
 from .llamagen_gpt import (
     LLAMAGEN_GPT_PRESETS,
@@ -36,6 +37,8 @@ __all__ = [
     "CVQVAEModel",
     "FSQVAEConfig",
     "FSQVAEModel",
+    "IBQVAEConfig",
+    "IBQVAEModel",
     "LFQVAEConfig",
     "LFQVAEModel",
     "LlamaGenVQConfig",

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from ..processing import VQImageProcessor
 from .cvq_vae import CVQVAEConfig, CVQVAEModel
 from .fsq_vae import FSQVAEConfig, FSQVAEModel
+from .ibq_vae import IBQVAEConfig, IBQVAEModel
 from .lfq_vae import LFQVAEConfig, LFQVAEModel
 from .llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
 from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
@@ -21,6 +22,7 @@ TOKENIZERS = {
     "simvq_vae": (SimVQVAEConfig, SimVQVAEModel),
     "lfq_vae": (LFQVAEConfig, LFQVAEModel),
     "cvq_vae": (CVQVAEConfig, CVQVAEModel),
+    "ibq_vae": (IBQVAEConfig, IBQVAEModel),
     "vqgan": (VQGANConfig, VQGANModel),
     "llamagen_vq": (LlamaGenVQConfig, LlamaGenVQModel),
 }

@@ -11,12 +11,13 @@ from .base import Quantizer
 from .behaviours import ANCHORS, CodebookBehaviour, DeadCodeReinit, EMAUpdate, EntropyRegularization, KMeansInit, kmeans
 from .entropy import codebook_entropy_loss
 from .fsq import FSQ
+from .ibq import IBQ, max_inner_product
 from .lfq import LFQ
 from .nearest import nearest_code
 from .output import QuantizerOutput, batch_perplexity
 from .simvq import SimVQ
 from .usage import CodebookUsage
-from .vector_quantizer import DISTANCES, VectorQuantizer
+from .vector_quantizer import DISTANCES, L2_NORM_MODES, VectorQuantizer, l2_norm_mode
 
 __all__ = [
     "ANCHORS",
@@ -27,7 +28,9 @@ __all__ = [
     "EMAUpdate",
     "EntropyRegularization",
     "FSQ",
+    "IBQ",
     "KMeansInit",
+    "L2_NORM_MODES",
     "LFQ",
     "Quantizer",
     "QuantizerOutput",
@@ -36,5 +39,7 @@ __all__ = [
     "batch_perplexity",
     "codebook_entropy_loss",
     "kmeans",
+    "l2_norm_mode",
+    "max_inner_product",
     "nearest_code",
 ]

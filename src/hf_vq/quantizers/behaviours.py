@@ -66,9 +66,11 @@ class EMAUpdate(CodebookBehaviour):
 
     ``ema_count <- d * ema_count + (1 - d) * n_k`` and ``ema_sum <- d * ema_sum + (1 - d) * sum_k``
     with the batch counts ``n_k`` and sums ``sum_k`` of the vectors assigned to code k
-    (summed over processes); then ``code_k = ema_sum_k / ema_count_k``. Both start as
-    (codebook, 1), so a code that is never hit keeps its value (numerator and
-    denominator decay together) and no division by zero can occur. When another
+    (summed over processes); then ``code_k = ema_sum_k / ema_count_k`` for the codes hit in
+    this batch, while a code not hit keeps its value. ``ema_sum`` starts as the codebook and
+    ``ema_count`` as ``count_init``: 1.0 (default) makes the first hit a gentle move,
+    0.0 is the ImageNet 64x64 benchmark's update (``models/quantizer/quantizer.py``), where
+    the first hit of a code gives ``d * code / ((1 - d) * n_k) + mean``. When another
     behaviour writes a code (k-means init), its running sum is set to ``code * ema_count``:
     the running mean becomes the new code with the same weight. A step whose statistics
     are not finite raises before anything (codebook or EMA state) is changed.
@@ -76,20 +78,23 @@ class EMAUpdate(CodebookBehaviour):
 
     owns_codebook = True
 
-    def __init__(self, decay: float = 0.99, eps: float = 1e-5):
+    def __init__(self, decay: float = 0.99, eps: float = 1e-5, count_init: float = 1.0):
         super().__init__()
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1); got {decay}.")
+        if count_init < 0:
+            raise ValueError(f"EMA count_init must be >= 0; got {count_init}.")
         self.decay = decay
         self.eps = eps
+        self.count_init = count_init
 
     def attach(self, vq) -> None:
-        self.register_buffer("ema_count", torch.ones(vq.codebook_size))
+        self.register_buffer("ema_count", torch.full((vq.codebook_size,), float(self.count_init)))
         self.register_buffer("ema_sum", vq.codebook.detach().clone().float())
 
     @torch.no_grad()
     def reset_state(self, vq) -> None:
-        nn.init.ones_(self.ema_count)
+        self.ema_count.fill_(self.count_init)
         self.ema_sum.copy_(vq.codebook.detach())
 
     @torch.no_grad()
@@ -103,7 +108,9 @@ class EMAUpdate(CodebookBehaviour):
         sums = all_reduce_sum(_code_sums(vectors, indices, vq.codebook_size))
         ema_count = torch.add(self.ema_count * self.decay, counts, alpha=1 - self.decay)
         ema_sum = torch.add(self.ema_sum * self.decay, sums, alpha=1 - self.decay)
-        vq.set_codes(ema_sum / ema_count.clamp_min(self.eps)[:, None], source=self)
+        hit = counts[:, None] > 0
+        codes = torch.where(hit, ema_sum / ema_count.clamp_min(self.eps)[:, None], vq.codebook.detach().float())
+        vq.set_codes(codes, source=self)
         self.ema_count.copy_(ema_count)
         self.ema_sum.copy_(ema_sum)
 

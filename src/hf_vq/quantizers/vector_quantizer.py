@@ -19,6 +19,18 @@ from .nearest import DEFAULT_CHUNK_ELEMENTS, nearest_code
 
 DISTANCES = ("euclidean", "cosine")
 CODEBOOK_INITS = ("uniform", "normal")
+L2_NORM_MODES = ("none", "search", "full")
+
+
+def l2_norm_mode(value) -> str:
+    """``l2_norm`` as one of ``L2_NORM_MODES``: False/None -> "none", True -> "full" (what ``True`` meant first)."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "full"
+    if value in L2_NORM_MODES:
+        return value
+    raise ValueError(f"Unknown l2_norm {value!r}; choose False, True (= 'full') or one of {L2_NORM_MODES}.")
 
 
 class VectorQuantizer(Quantizer):
@@ -29,8 +41,12 @@ class VectorQuantizer(Quantizer):
         codebook_size: number of codes K.
         codebook_dim: size of the codes; when it differs from ``dim`` the input is projected
             down with a linear layer and the codes projected back (factorised codes).
-        l2_norm: l2-normalise both the vectors and the codes before the search and use the
-            normalised codes as output (cosine codes, as in ViT-VQGAN / LlamaGen).
+        l2_norm: ``"full"`` (or ``True``): l2-normalise the vectors and the codes everywhere
+            (search, losses, output; ViT-VQGAN / LlamaGen), the gradient flows through the
+            normalisation of the vectors. ``"search"``: normalise both for the nearest-code
+            search and output the normalised code, but the losses compare the raw vectors with
+            it and the straight-through gradient skips the normalisation (the ImageNet 64x64
+            benchmark's ``l2_norm``). ``False`` / ``"none"``: no normalisation.
         distance: ``"euclidean"`` or ``"cosine"``. ``"cosine"`` searches by cosine similarity
             but outputs the raw codes (CVQ-VAE's ``distance='cos'``). Ignored when ``l2_norm``.
         beta: weight of the commitment term ``mean((z - sg(q))^2)``.
@@ -66,7 +82,9 @@ class VectorQuantizer(Quantizer):
         self.dim = dim
         self.codebook_size = codebook_size
         self.codebook_dim = codebook_dim or dim
-        self.l2_norm = l2_norm
+        self.l2_norm_mode = l2_norm_mode(l2_norm)
+        #: True when the codes are l2-normalised (either mode): cosine search, normalised output.
+        self.l2_norm = self.l2_norm_mode != "none"
         self.distance = distance
         self.beta = beta
         self.legacy_beta = legacy_beta
@@ -174,17 +192,25 @@ class VectorQuantizer(Quantizer):
         return {"commitment": self.beta * commitment, "codebook": codebook}
 
     def straight_through(self, vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """codes + (v - sg(v)): the value is exactly the code, the gradient flows to v."""
-        return codes + (vectors - vectors.detach())
+        """sg(code) + (v - sg(v)): the value is exactly the code, the gradient flows to v only.
+
+        The code is detached as in taming, LlamaGen and the ImageNet 64x64 benchmark: the
+        reconstruction gradient trains the encoder; the codebook (or SimVQ's map) learns from
+        the codebook term alone.
+        """
+        return codes.detach() + (vectors - vectors.detach())
 
     def _quantize(self, z: torch.Tensor, with_losses: bool):
         vectors = self.project_in(z)
-        if self.l2_norm:
+        if self.l2_norm_mode == "full":
             vectors = F.normalize(vectors, dim=-1)
+        # "search": what the search compares (k-means init and the entropy term score the same
+        # distances) is normalised; the losses, the EMA statistics and the gradient see the raw vectors.
+        search_vectors = F.normalize(vectors, dim=-1) if self.l2_norm_mode == "search" else vectors
 
         if self.training:
             for behaviour in self.behaviours:
-                behaviour.before_search(self, vectors.detach())
+                behaviour.before_search(self, search_vectors.detach())
 
         table = self.codebook_table()
         search_table = self.to_search_space(table)
@@ -196,7 +222,7 @@ class VectorQuantizer(Quantizer):
         if with_losses:
             loss_terms = self.loss_terms(vectors, codes)
             for behaviour in self.behaviours:
-                loss_terms.update(behaviour.loss_terms(self, vectors))
+                loss_terms.update(behaviour.loss_terms(self, search_vectors))
 
         if self.training:
             for behaviour in self.behaviours:
@@ -211,8 +237,8 @@ class VectorQuantizer(Quantizer):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, codebook_size={self.codebook_size}, codebook_dim={self.codebook_dim}, "
-            f"l2_norm={self.l2_norm}, distance={self.distance!r}, beta={self.beta}, legacy_beta={self.legacy_beta}"
+            f"l2_norm={self.l2_norm_mode!r}, distance={self.distance!r}, beta={self.beta}, legacy_beta={self.legacy_beta}"
         )
 
 
-__all__ = ["DISTANCES", "VectorQuantizer"]
+__all__ = ["DISTANCES", "L2_NORM_MODES", "VectorQuantizer", "l2_norm_mode"]

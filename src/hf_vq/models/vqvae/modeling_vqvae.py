@@ -14,7 +14,7 @@ class VQVAEModel(SimpleCNNTokenizerModel):
         if config.kmeans_init:
             behaviours.append(KMeansInit(iters=config.kmeans_iters))
         if config.use_ema:
-            behaviours.append(EMAUpdate(decay=config.ema_decay))
+            behaviours.append(EMAUpdate(decay=config.ema_decay, count_init=config.ema_count_init))
         if config.entropy_weight > 0:
             behaviours.append(EntropyRegularization(config.entropy_weight, config.entropy_temperature))
         return VectorQuantizer(
