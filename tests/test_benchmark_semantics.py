@@ -247,3 +247,26 @@ def test_adm_random_crop_short_side_covers_64_to_80(monkeypatch):
     assert set(seen) == set(range(64, 81))
     with pytest.raises(ValueError, match="train crop"):
         TrainTransform(64, crop="center")
+
+
+@pytest.mark.parametrize("model_type, fields", [
+    ("vqvae", {"l2_norm": "search"}), ("vqvae", {"l2_norm": "full"}), ("vqvae", {"use_ema": True}),
+    ("cvq_vae", {}), ("simvq_vae", {}), ("ibq_vae", {}),
+])
+def test_tokenizers_reconstruction_gradient_and_decode_indices(model_type, fields):
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(model_type, hidden_dim=16, image_size=16, codebook_size=32, codebook_dim=8, **fields)
+    model = AutoModel.from_config(config)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    F.mse_loss(model(x).reconstruction, x).backward()  # reconstruction only: no quantizer term
+    learned = model.quantizer.codebook_projection.weight if model_type == "simvq_vae" else model.quantizer.codebook
+    if model_type == "ibq_vae":
+        assert learned.grad.abs().sum() > 0  # IBQ trains its codes through the soft assignment
+    else:
+        assert learned.grad is None or not learned.grad.any()
+    assert model.encoder.downblocks[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        encoded = model.encode(x)
+        assert torch.equal(model.decode_indices(encoded.indices).sample, model.decode(encoded.quantized).sample)
