@@ -270,3 +270,28 @@ def test_tokenizers_reconstruction_gradient_and_decode_indices(model_type, field
     with torch.no_grad():
         encoded = model.encode(x)
         assert torch.equal(model.decode_indices(encoded.indices).sample, model.decode(encoded.quantized).sample)
+
+
+def test_ibq_search_is_chunked_and_inference_skips_the_softmax(monkeypatch):
+    from hf_vq.quantizers import ibq as ibq_module
+
+    torch.manual_seed(4)
+    vectors, codebook = torch.randn(50, 6), torch.randn(37, 6)
+    brute = np.argmax(vectors.numpy().astype(np.float64) @ codebook.numpy().astype(np.float64).T, axis=1)
+    for max_elements in (37, 100, 10**6):  # 1, 2 and all rows per chunk
+        np.testing.assert_array_equal(ibq_module.max_inner_product(vectors, codebook, max_elements).numpy(), brute)
+
+    ibq = IBQ(6, 37, max_search_elements=100)
+    with torch.no_grad():
+        ibq.codebook.copy_(codebook)
+    z = vectors.clone().requires_grad_(True)
+    ibq.train()(z).quantized.sum().backward()  # several chunks under checkpointing
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+    def refuse(*args):
+        raise AssertionError("the soft assignment ran")
+
+    monkeypatch.setattr(ibq_module, "_soft_codes", refuse)
+    with torch.no_grad():
+        out = ibq.eval()(vectors)
+    np.testing.assert_array_equal(out.indices.numpy(), brute)

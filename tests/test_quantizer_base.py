@@ -7,6 +7,7 @@ import torch
 import hf_vq
 from hf_vq.quantizers import (
     FSQ,
+    IBQ,
     LFQ,
     CodebookBehaviour,
     CodebookUsage,
@@ -19,6 +20,7 @@ from hf_vq.quantizers import (
     VectorQuantizer,
 )
 from hf_vq.quantizers import behaviours as behaviours_module
+from hf_vq.quantizers import ibq as ibq_module
 from hf_vq.quantizers import lfq as lfq_module
 from hf_vq.quantizers import usage as usage_module
 
@@ -28,6 +30,7 @@ QUANTIZERS = {
     "simvq": lambda: SimVQ(4, 16),
     "fsq": lambda: FSQ([3, 4, 5, 2]),
     "lfq": lambda: LFQ(4),
+    "ibq": lambda: IBQ(4, 16, entropy_weight=0.1),
 }
 
 
@@ -202,12 +205,14 @@ def _refuse(*args, **kwargs):
 @pytest.mark.parametrize("make", [
     lambda: VectorQuantizer(4, 16, behaviours=[EntropyRegularization(weight=0.1)]),
     lambda: LFQ(4, entropy_weight=0.1),
+    lambda: IBQ(4, 16, entropy_weight=0.1),
 ])
 def test_inference_pays_for_the_search_not_the_entropy(make, monkeypatch):
     quantizer = make()
     z = torch.randn(8, 4)
     monkeypatch.setattr(behaviours_module, "codebook_entropy_loss", _refuse)
     monkeypatch.setattr(lfq_module, "codebook_entropy_loss", _refuse)
+    monkeypatch.setattr(ibq_module, "codebook_entropy_loss", _refuse)
     with torch.no_grad():
         out = quantizer.eval()(z)
     assert out.loss_terms == {} and out.loss.item() == 0.0
