@@ -50,7 +50,7 @@ def test_quick_rerun_trains_rows_and_renders_both_tables(tmp_path, monkeypatch):
     example = load_example()
     write_crops(tmp_path / "train", ["astronaut", "coffee", "chelsea"], 96, seed=0)
     eval_images = write_crops(tmp_path / "eval", ["camera", "rocket"], 32, seed=1)
-    rows = ["vq_d64_k512", "fsq_8-8-8"]
+    rows = ["simvq_k512", "fsq_8-8-8"]
     out = tmp_path / "rerun"
     results = example.main(["--quick", "--rows", ",".join(rows), "--data", str(tmp_path / "train"),
                             "--eval-data", str(tmp_path / "eval"), "--max-steps", "100", "--hidden-dim", "16",
