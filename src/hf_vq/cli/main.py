@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "hf_vq.cli.tokenize",
     "hf_vq.cli.train_ar",
     "hf_vq.cli.generate",
+    "hf_vq.cli.build_codebook",
 ]
 
 
