@@ -81,8 +81,32 @@ def run_llamagen_gpt(args) -> int:
     return 0
 
 
+def add_vqgan_lc_parser(sources) -> None:
+    from ..convert.vqgan_lc import VQGAN_LC_PRESETS
+
+    parser = sources.add_parser("vqgan-lc", help="VQGAN-LC (vqgan-lc-100K-f16-dim8.pth and the f8 model)")
+    _add_paths(parser)
+    parser.add_argument("--codebook", default=None,
+                        help="the frozen codebook file (codebook-100K.pth) when the checkpoint lacks tok_embeddings")
+    parser.add_argument(
+        "--preset", choices=sorted(VQGAN_LC_PRESETS), default=None,
+        help="architecture preset (default: inferred from the weight shapes)",
+    )
+    parser.set_defaults(func=run_vqgan_lc)
+
+
+def run_vqgan_lc(args) -> int:
+    from ..convert.vqgan_lc import convert_vqgan_lc_checkpoint
+
+    convert_vqgan_lc_checkpoint(args.checkpoint, args.out_dir, codebook=args.codebook, preset=args.preset,
+                                image_size=args.image_size)
+    print(f"Saved VQGANLCModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
     "llamagen-gpt": add_llamagen_gpt_parser,
+    "vqgan-lc": add_vqgan_lc_parser,
 }

@@ -22,6 +22,7 @@ from .llamagen_gpt import (
 from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqgan import VQGANConfig, VQGANModel
+from .vqgan_lc import VQGANLCConfig, VQGANLCModel
 from .vqvae import VQVAEConfig, VQVAEModel
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "SimVQVAEModel",
     "VQGANConfig",
     "VQGANModel",
+    "VQGANLCConfig",
+    "VQGANLCModel",
     "VQVAEConfig",
     "VQVAEModel",
     # autoregressive generation

@@ -13,6 +13,7 @@ from .llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
 from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
 from .vqgan import VQGANConfig, VQGANModel
+from .vqgan_lc import VQGANLCConfig, VQGANLCModel
 from .vqvae import VQVAEConfig, VQVAEModel
 
 TOKENIZERS = {
@@ -23,6 +24,7 @@ TOKENIZERS = {
     "cvq_vae": (CVQVAEConfig, CVQVAEModel),
     "vqgan": (VQGANConfig, VQGANModel),
     "llamagen_vq": (LlamaGenVQConfig, LlamaGenVQModel),
+    "vqgan_lc": (VQGANLCConfig, VQGANLCModel),
 }
 
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
