@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_vq.quantizers.kmeans import KMeans, kmeans_plus_plus
+from hf_vq.quantizers.clustering import KMeans, kmeans_plus_plus
 
 
 def _blobs(seed=0):
@@ -91,7 +91,7 @@ def test_100k_code_search_runs_in_bounded_memory():
 
 def test_every_kmeans_assignment_goes_through_the_chunked_search(monkeypatch):
     """k-means assigns points only with nearest_code and its max_elements bound (no other points x codes work)."""
-    import hf_vq.quantizers.kmeans as kmeans_module
+    import hf_vq.quantizers.clustering as kmeans_module
 
     calls = []
     original = kmeans_module.nearest_code

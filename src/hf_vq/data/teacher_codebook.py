@@ -6,7 +6,7 @@ image, then k-means with ``codes / classes`` clusters inside every class (100 pe
 for 100,000 codes on ImageNet-1k), the class centres concatenated in class order.
 
 Here: images are center-cropped (ADM crop) to the teacher's resolution, features come from
-:class:`~hf_vq.modules.teachers.FrozenTeacher`, k-means is :class:`~hf_vq.quantizers.kmeans.KMeans`
+:class:`~hf_vq.modules.teachers.FrozenTeacher`, k-means is :class:`~hf_vq.quantizers.clustering.KMeans`
 (bounded memory). Only one class's features are in memory at a time. ``work_dir`` makes
 the run resumable: each finished class's centres are added to ``work_dir/centres.safetensors``
 (replaced atomically, with the list of finished classes in its metadata), the k-means of
@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..processing.image_processing_vq import center_crop_arr
-from ..quantizers.kmeans import KMeans
+from ..quantizers.clustering import KMeans
 from .datasets import _decode_image
 from .transforms import to_tensor
 

@@ -1,5 +1,8 @@
 """Bounded-memory, resumable k-means in torch (offline codebooks: VQGAN-LC, Cluster).
 
+Named ``clustering`` so that importing it never shadows the ``hf_vq.quantizers.kmeans`` function (the lazy
+k-means of ``KMeansInit``).
+
 Lloyd's algorithm where every assignment goes through the chunked
 :func:`~hf_vq.quantizers.nearest.nearest_code`: the largest temporary is
 ``max_elements`` scores, never a points x codes matrix, so 100,000 codes fit in a few
