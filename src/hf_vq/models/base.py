@@ -8,7 +8,9 @@ input and reports the losses, so the trainer and the evaluator never ask which t
 they hold.
 """
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -156,6 +158,11 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
             raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
+def reject_unknown_arguments(model_name: str, kwargs: dict, accepted) -> None:
+    if kwargs:
+        raise TypeError(f"{model_name}.forward() got unexpected argument(s) {sorted(kwargs)}; it takes {', '.join(accepted)}.")
+
+
 class VQTokenizerPreTrainedModel(PreTrainedModel):
     """Base class of every hf_vq tokenizer (2D grid of codes by default)."""
 
@@ -225,25 +232,60 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
         check_indices(indices, self.config.codebook_size, self.indices_ndim)
         return self.decode(self.indices_to_quantized(indices), return_dict=return_dict)
 
-    def push_to_hub(
-        self, repo_id: str, image_processor=None, metrics: dict = None, private: bool = None, token=None,
-        commit_message: str = None, **kwargs,
-    ):
-        """Upload the model, its image processor and the hf_vq model card (architecture, config, metrics).
-
-        ``image_processor`` defaults to a ``VQImageProcessor`` at ``config.image_size``.
-        """
-        if kwargs:
-            raise ValueError(f"Unsupported push_to_hub arguments {sorted(kwargs)}; hf_vq takes image_processor, "
-                             "metrics, private, token and commit_message.")
-        # The card renders the benchmark metrics table, which lives in the evaluation layer: import it here only.
-        from ..hub import push_model_to_hub
+    def default_image_processor(self):
+        """The ``VQImageProcessor`` that crops to ``config.image_size`` (what evaluation and the Hub card assume)."""
         from ..processing import VQImageProcessor
 
-        if image_processor is None:
-            image_processor = VQImageProcessor(size=self.config.image_size, num_channels=self.config.num_channels)
-        return push_model_to_hub(self, repo_id, image_processor=image_processor, metrics=metrics, private=private,
-                                 token=token, commit_message=commit_message)
+        return VQImageProcessor(size=self.config.image_size, num_channels=self.config.num_channels)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+        image_processor=None,
+        metrics: dict | None = None,
+        model_card=None,
+    ):
+        """transformers' ``push_to_hub`` (same arguments) that also uploads the image processor and the hf_vq card.
+
+        One commit holds the weights, ``config.json``, the image processor (default: a
+        ``VQImageProcessor`` at ``config.image_size``) and ``README.md``: ``model_card`` (a
+        ``huggingface_hub.ModelCard`` or markdown text) or, by default, the hf_vq card rendered
+        from the config and ``metrics`` (``hf-vq evaluate``'s dict). ``tags`` are added to the card.
+        """
+        from ..utils.hub_upload import upload_folder_to_hub
+        from ..utils.model_card import render_tokenizer_card
+
+        if model_card is None:
+            model_card = render_tokenizer_card(
+                self.config.to_dict(), repo_id, type(self).__name__, self.num_parameters(),
+                downsample_factor=self.downsample_factor, metrics=metrics, tags=tags,
+            )
+        elif metrics:
+            raise ValueError("Pass either model_card or metrics (which fill the default card), not both.")
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size)
+            (image_processor or self.default_image_processor()).save_pretrained(folder)
+            readme = Path(folder) / "README.md"
+            if isinstance(model_card, str):
+                readme.write_text(model_card)
+            else:
+                if tags:
+                    model_card.data.tags = list(dict.fromkeys([*(model_card.data.tags or []), *tags]))
+                model_card.save(readme)
+            return upload_folder_to_hub(
+                folder, repo_id, commit_message=commit_message or "Upload hf_vq tokenizer, image processor and model card",
+                commit_description=commit_description, private=private, token=token, revision=revision,
+                create_pr=create_pr,
+            )
 
     def reconstruction_loss(self, reconstruction: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.config.reconstruction_loss == "l1":
@@ -251,6 +293,9 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
         return F.mse_loss(reconstruction, pixel_values)
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool = True, **kwargs) -> VQModelOutput:
+        # transformers' utilities pass keyword arguments by name; one this model does not know
+        # (a typo, or a GPT argument given to a tokenizer) must not be silently ignored.
+        reject_unknown_arguments(type(self).__name__, kwargs, ("pixel_values", "return_dict"))
         encoded = self.encode(pixel_values)
         reconstruction = self.decode_latents(encoded.quantized)
         reconstruction_loss = self.reconstruction_loss(reconstruction, pixel_values)
@@ -269,3 +314,35 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
             loss_terms={"reconstruction": reconstruction_loss, **terms},
         )
         return output if return_dict else output.to_tuple()
+
+
+class ConvTokenizerModel(VQTokenizerPreTrainedModel):
+    """encoder -> quant_conv (1x1 to the code dim) -> quantizer -> post_quant_conv (1x1 back) -> decoder.
+
+    The layout shared by the SimpleCNN tokenizers and the taming / LlamaGen VQGANs. A subclass
+    defines ``latent_channels(config)`` (channels at the encoder's output and the decoder's input),
+    ``build_encoder(config)`` / ``build_decoder(config)`` (conv stacks with a ``last_layer``) and
+    ``build_quantizer(config)`` (a module of ``hf_vq.quantizers``).
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        latent_channels = self.latent_channels(config)
+        # Creation order fixes the random initialisation: encoder, convs and quantizer, decoder.
+        self.encoder = self.build_encoder(config)
+        self.quant_conv = nn.Conv2d(latent_channels, config.codebook_dim, kernel_size=1)
+        self.quantizer = self.build_quantizer(config)
+        self.post_quant_conv = nn.Conv2d(config.codebook_dim, latent_channels, kernel_size=1)
+        self.decoder = self.build_decoder(config)
+        self.post_init()
+
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.quant_conv(self.encoder(pixel_values))
+
+    def decode_latents(self, quantized: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(quantized))
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's final conv weight (where the adaptive GAN weight is measured)."""
+        return self.decoder.last_layer

@@ -280,6 +280,11 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
         return_dict: bool = True,
         **kwargs,
     ):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.forward() got unexpected argument(s) {sorted(kwargs)}; it takes input_ids, "
+                "class_labels, labels, cache and return_dict."
+            )
         start = cache.length if cache is not None else 0
         if start == 0 and class_labels is None:
             raise ValueError("class_labels are required for a sequence that starts at the class token.")
