@@ -128,3 +128,36 @@ def test_readme_lists_the_layer_order():
     for packages in LAYERS:
         for package in packages:
             assert f"`{package}/`" in section or f"`{package}.py`" in section, package
+
+
+def test_import_hf_vq_is_light_and_still_registers_the_auto_classes(tmp_path):
+    """``import hf_vq`` loads no torch/diffusers/datasets/evaluation; the Auto classes still find every model."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = f"""
+import sys, json
+import hf_vq
+light = sorted(name for name in ("torch", "transformers", "diffusers", "datasets", "hf_vq.evaluation") if name in sys.modules)
+hf_vq.register_auto_classes()  # idempotent
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
+config = hf_vq.VQVAEConfig(hidden_dim=8, codebook_size=8, codebook_dim=4, image_size=8)
+model = AutoModel.from_config(config)
+model.save_pretrained({str(tmp_path)!r})
+hf_vq.VQImageProcessor(size=8).save_pretrained({str(tmp_path)!r})
+loaded = AutoModel.from_pretrained({str(tmp_path)!r})
+processor = AutoImageProcessor.from_pretrained({str(tmp_path)!r})
+gpt = AutoModel.from_config(AutoConfig.for_model("llamagen_gpt", hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                                 vocab_size=8, block_size=4, multiple_of=8))
+print(json.dumps([light, type(model).__name__, type(loaded).__name__, type(processor).__name__, type(gpt).__name__,
+                  "diffusers" in sys.modules, "datasets" in sys.modules]))
+"""
+    env = {**os.environ, "PYTHONPATH": f"{SOURCE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    light, model, loaded, processor, gpt, diffusers, datasets = json.loads(result.stdout.strip().splitlines()[-1])
+    assert light == []
+    assert (model, loaded, processor, gpt) == ("VQVAEModel", "VQVAEModel", "VQImageProcessor", "LlamaGenGPTModel")
+    assert not diffusers and not datasets

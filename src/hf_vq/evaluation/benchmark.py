@@ -9,7 +9,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..utils.metric_tables import METRIC_COLUMNS, markdown_table, metric_cells
+from ..utils.metric_tables import (  # noqa: F401  (METRIC_KEYS, metrics_markdown: re-exported, the row format moved to utils)
+    METRIC_COLUMNS,
+    METRIC_KEYS,
+    markdown_table,
+    metric_cells,
+    metrics_markdown,
+)
 
 # Evaluation metrics win over the end-of-training ones when a run has both.
 METRICS_FILES = ("eval_metrics.json", "metrics.json")

@@ -5,21 +5,8 @@ Each tokenizer (VQ-VAE, FSQ-VAE, SimVQ-VAE, LFQ-VAE, CVQ-VAE) only chooses its q
 """
 
 from ...modules import SimpleCNNDecoder, SimpleCNNEncoder
-from ..base import ConvTokenizerModel, VQTokenizerConfig
-
-
-class SimpleCNNConfig(VQTokenizerConfig):
-    """SimpleCNN fields (not registered; the tokenizer configs subclass it).
-
-    Args:
-        hidden_dim: channels of the encoder/decoder (256 in the benchmark).
-        num_res_blocks: residual blocks in encoder and decoder (2).
-        codebook_dim: channels of the quantized latents.
-    """
-
-    hidden_dim: int = 256
-    num_res_blocks: int = 2
-    codebook_dim: int = 64
+from ..base import ConvTokenizerModel
+from .configuration_simple_cnn import SimpleCNNConfig
 
 
 class SimpleCNNTokenizerModel(ConvTokenizerModel):

@@ -1,4 +1,6 @@
-from .configuration_vqgan import VQGANConfig
-from .modeling_vqgan import VQGANModel
+"""``VQGANConfig`` (configuration_vqgan.py) and ``VQGANModel`` (modeling_vqgan.py), imported on first use."""
+
+from ...utils.lazy import lazy_exports
 
 __all__ = ["VQGANConfig", "VQGANModel"]
+__getattr__, __dir__ = lazy_exports(globals(), {"VQGANConfig": ".configuration_vqgan", "VQGANModel": ".modeling_vqgan", "VQGANBackboneConfig": ".configuration_vqgan"})
