@@ -2,5 +2,8 @@
 
 from ...utils.lazy import lazy_exports
 
-__all__ = ["VQGANConfig", "VQGANModel"]
-__getattr__, __dir__ = lazy_exports(globals(), {"VQGANConfig": ".configuration_vqgan", "VQGANModel": ".modeling_vqgan", "VQGANBackboneConfig": ".configuration_vqgan"})
+__all__ = ["VQGANBackboneConfig", "VQGANConfig", "VQGANModel"]
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {"VQGANBackboneConfig": ".configuration_vqgan", "VQGANConfig": ".configuration_vqgan", "VQGANModel": ".modeling_vqgan"},
+)
