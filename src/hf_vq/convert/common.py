@@ -63,6 +63,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ValueError(f"Checkpoint {str(path)!r} does not exist or is not a file.")
     if os.path.getsize(path) == 0:
         raise ValueError(f"Checkpoint {str(path)!r} is empty (0 bytes): the download or copy did not finish.")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    # torch.save writes a zip archive (PK..) or, in its legacy format, a pickle (protocol byte 0x80).
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
+        raise ValueError(
+            f"{str(path)!r} is not a readable PyTorch checkpoint: it starts with {magic!r}, not with the bytes of a "
+            "torch.save file (a zip archive or a pickle). Is it a text file, or another format? Download the official "
+            "file again."
+        )
     try:
         with torch.serialization.safe_globals(_CHECKPOINT_SAFE_GLOBALS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

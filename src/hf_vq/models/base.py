@@ -8,6 +8,7 @@ input and reports the losses, so the trainer and the evaluator never ask which t
 they hold.
 """
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from transformers.utils import ModelOutput
 
 from ..quantizers import SimVQ, VectorQuantizer
 from .configuration_base import VQTokenizerConfig
+from .loading import StrictLoadingMixin
 
 # Pixels must lie in [-1, 1]; a little slack for resampling overshoot, nothing more.
 PIXEL_RANGE_TOLERANCE = 0.05
@@ -100,8 +102,15 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
             f"Image size {height}x{width} is not divisible by the downsampling factor {downsample_factor}. "
             f"Resize or crop to a multiple of {downsample_factor} (VQImageProcessor does this)."
         )
+    if pixel_values.shape[0] == 0:
+        raise ValueError(f"pixel_values is an empty batch (shape {tuple(pixel_values.shape)}): pass at least one image.")
     # One reduction and one device sync per forward (this check runs on every training step).
     low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"pixel_values contain NaN or infinite values (range [{low}, {high}]): check the images and their "
+            "preprocessing; a NaN pixel would give NaN reconstructions and, in training, poison the codebook."
+        )
     if low < -1 - PIXEL_RANGE_TOLERANCE or high > 1 + PIXEL_RANGE_TOLERANCE:
         raise ValueError(
             f"pixel_values must be in [-1, 1]; got values in [{low:.3g}, {high:.3g}]. "
@@ -127,7 +136,7 @@ def reject_unknown_arguments(model_name: str, kwargs: dict, accepted) -> None:
         raise TypeError(f"{model_name}.forward() got unexpected argument(s) {sorted(kwargs)}; it takes {', '.join(accepted)}.")
 
 
-class VQTokenizerPreTrainedModel(PreTrainedModel):
+class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     """Base class of every hf_vq tokenizer (2D grid of codes by default)."""
 
     config: VQTokenizerConfig
@@ -164,6 +173,20 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
     # -- the shared API --------------------------------------------------------------
     def check_pixel_values(self, pixel_values) -> None:
         check_pixel_values(pixel_values, self.config.num_channels, self.downsample_factor)
+        self.check_dtype(pixel_values, "pixel_values")
+
+    def check_dtype(self, tensor: torch.Tensor, name: str) -> None:
+        """The input's float type must be the weights' (the README's rule): nothing is cast silently.
+
+        Under ``torch.autocast`` (mixed-precision training and inference) the autocast decides
+        the compute type, and any float input is accepted.
+        """
+        if tensor.dtype == self.dtype or torch.is_autocast_enabled(tensor.device.type):
+            return
+        raise ValueError(
+            f"{name} are {tensor.dtype} but the weights of this {type(self).__name__} are {self.dtype}. Cast the input "
+            f"({name}.to(model.dtype)) or the model (model.to({tensor.dtype})), or run under torch.autocast."
+        )
 
     def quantize(self, latents: torch.Tensor) -> VQEncoderOutput:
         """Quantize channel-first latents (B, D, h, w) through the channel-last quantizer."""
@@ -188,13 +211,31 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
 
     def decode(self, quantized: torch.Tensor, return_dict: bool = True):
         """Quantized latents -> images in [-1, 1]."""
+        self.check_latents(quantized)
         sample = self.decode_latents(quantized)
         return VQDecoderOutput(sample=sample) if return_dict else (sample,)
+
+    def check_latents(self, quantized) -> None:
+        """``decode`` takes what ``encode(x).quantized`` gives: (B, codebook_dim, h, w) floats."""
+        channels = self.config.codebook_dim
+        if not isinstance(quantized, torch.Tensor) or quantized.ndim != 4 or quantized.shape[1] != channels:
+            shape = tuple(quantized.shape) if isinstance(quantized, torch.Tensor) else type(quantized).__name__
+            raise ValueError(
+                f"decode() takes quantized latents of shape (batch, {channels}, height, width) (codebook_dim = "
+                f"{channels}), as encode(x).quantized gives; got {shape}. For indices use decode_indices()."
+            )
+        if quantized.shape[0] == 0:
+            raise ValueError("decode() got an empty batch: pass at least one latent.")
+        self.check_dtype(quantized, "quantized latents")
 
     def decode_indices(self, indices: torch.Tensor, return_dict: bool = True):
         """Indices -> images; equals ``decode(encode(x).quantized)`` for ``indices = encode(x).indices``."""
         check_indices(indices, self.config.codebook_size, self.indices_ndim)
-        return self.decode(self.indices_to_quantized(indices), return_dict=return_dict)
+        if indices.shape[0] == 0:
+            raise ValueError("decode_indices() got an empty batch: pass at least one grid of indices.")
+        # The codes come from the codebook itself: no latent check needed.
+        sample = self.decode_latents(self.indices_to_quantized(indices))
+        return VQDecoderOutput(sample=sample) if return_dict else (sample,)
 
     def default_image_processor(self):
         """The ``VQImageProcessor`` that crops to ``config.image_size`` (what evaluation and the Hub card assume)."""

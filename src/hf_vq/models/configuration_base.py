@@ -10,6 +10,27 @@ _TRANSFORMERS_CONFIG_KEYS = {
 } | set(PreTrainedConfig.__dataclass_fields__)
 
 
+def check_positive(config, *fields) -> None:
+    for field in fields:
+        value = getattr(config, field, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{field} must be a positive integer; got {value!r}.")
+
+
+def check_non_negative(config, *fields) -> None:
+    for field in fields:
+        value = getattr(config, field, None)
+        if value is not None and value < 0:
+            raise ValueError(f"{field} must be >= 0 (it weights a loss term); got {value!r}.")
+
+
+def check_decay(config, *fields) -> None:
+    for field in fields:
+        value = getattr(config, field, None)
+        if value is not None and not 0 <= value < 1:
+            raise ValueError(f"{field} must be in [0, 1) (an exponential moving-average decay, e.g. 0.99); got {value!r}.")
+
+
 class VQTokenizerConfig(PreTrainedConfig):
     """Fields every tokenizer config has. Not registered itself: each tokenizer subclasses it.
 
@@ -34,6 +55,9 @@ class VQTokenizerConfig(PreTrainedConfig):
         if unknown:
             known = sorted(set(self.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__))
             raise ValueError(f"Unknown option(s) {unknown} for {type(self).__name__}; known options: {known}.")
+        check_positive(self, "codebook_size", "image_size", "num_channels", "codebook_dim")
+        check_non_negative(self, "commitment_beta", "entropy_weight")
+        check_decay(self, "ema_decay", "usage_decay")
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(
                 f"Unknown reconstruction_loss {self.reconstruction_loss!r}; choose one of {RECONSTRUCTION_LOSSES}."
@@ -41,4 +65,4 @@ class VQTokenizerConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
 
-__all__ = ["RECONSTRUCTION_LOSSES", "VQTokenizerConfig"]
+__all__ = ["RECONSTRUCTION_LOSSES", "VQTokenizerConfig", "check_decay", "check_non_negative", "check_positive"]
