@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..quantizers import SimVQ, VectorQuantizer
+from ..quantizers import Quantizer
 from .configuration_base import VQTokenizerConfig
 from .loading import StrictLoadingMixin
 
@@ -167,7 +167,7 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, (VectorQuantizer, SimVQ)):
+        elif isinstance(module, Quantizer):
             module.reset_codebook()
 
     # -- the shared API --------------------------------------------------------------
