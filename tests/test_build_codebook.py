@@ -66,11 +66,12 @@ def test_build_codebook_per_class_is_a_lloyd_fixed_point_and_resumes(tiny_setup,
     torch.testing.assert_close(load_codebook(output), codebook, atol=0, rtol=0)
 
 
-def test_build_codebook_refuses_uneven_codes_and_missing_labels(tiny_setup, tmp_path):
+def test_build_codebook_refuses_uneven_codes_and_too_many_codes(tiny_setup, tmp_path, capsys):
     root, teacher = tiny_setup
-    with pytest.raises(ValueError, match="evenly"):
-        cli_main(["build-codebook", "--teacher", teacher, "--data", str(root / "images"), "--codes", "7",
-                  "--output", str(tmp_path / "c.safetensors")])
-    with pytest.raises(ValueError, match="fewer than"):
-        cli_main(["build-codebook", "--teacher", teacher, "--data", str(root / "images"), "--codes", "40",
-                  "--output", str(tmp_path / "c.safetensors"), "--pool", "4"])
+    # User errors: exit status 2 and a message naming the problem (the CLI's convention).
+    assert cli_main(["build-codebook", "--teacher", teacher, "--data", str(root / "images"), "--codes", "7",
+                     "--output", str(tmp_path / "c.safetensors")]) == 2
+    assert "cannot be split evenly over 2 classes" in capsys.readouterr().err
+    assert cli_main(["build-codebook", "--teacher", teacher, "--data", str(root / "images"), "--codes", "40",
+                     "--output", str(tmp_path / "c.safetensors"), "--pool", "4"]) == 2
+    assert "fewer than its 20 codes" in capsys.readouterr().err

@@ -121,8 +121,7 @@ def convert_vqgan_lc_checkpoint(
     model = VQGANLCModel(config)
     load_converted_weights(model, renamed, unmatched, SOURCE)
     model.eval()
-    if out_dir is not None:
-        save_converted(model, out_dir, config.image_size, config.num_channels)
+    save_converted(model, out_dir)
     return model
 
 
