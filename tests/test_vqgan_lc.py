@@ -137,3 +137,10 @@ def test_presets():
     f16, f8 = VQGANLCConfig.f16(), VQGANLCConfig.f8()
     assert f16.downsample_factor == 16 and f16.codebook_dim == 8 and f16.codebook_size == 100000
     assert f8.downsample_factor == 8 and f8.codebook_dim == 4 and list(f8.attn_resolutions) == []
+
+
+def test_cli_preset_names_agree_with_the_converter():
+    from hf_vq.cli import convert as convert_cli
+    from hf_vq.convert.vqgan_lc import VQGAN_LC_PRESETS
+
+    assert set(convert_cli.VQGAN_LC_PRESET_NAMES) == set(VQGAN_LC_PRESETS)

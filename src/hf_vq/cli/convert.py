@@ -9,6 +9,7 @@ converter (e.g. ``llamagen-gpt``) is one more function and one more entry.
 TAMING_PRESET_NAMES = ("f16-1024", "f16-16384")
 LLAMAGEN_PRESET_NAMES = ("vq-16", "vq-8")
 LLAMAGEN_WEIGHTS = ("model", "ema")
+VQGAN_LC_PRESET_NAMES = ("f16", "f8")
 
 
 def register(subparsers) -> None:
@@ -84,14 +85,12 @@ def run_llamagen_gpt(args) -> int:
 
 
 def add_vqgan_lc_parser(sources) -> None:
-    from ..convert.vqgan_lc import VQGAN_LC_PRESETS
-
     parser = sources.add_parser("vqgan-lc", help="VQGAN-LC (vqgan-lc-100K-f16-dim8.pth and the f8 model)")
     _add_paths(parser)
     parser.add_argument("--codebook", default=None,
                         help="the frozen codebook file (codebook-100K.pth) when the checkpoint lacks tok_embeddings")
     parser.add_argument(
-        "--preset", choices=sorted(VQGAN_LC_PRESETS), default=None,
+        "--preset", choices=sorted(VQGAN_LC_PRESET_NAMES), default=None,
         help="architecture preset (default: inferred from the weight shapes)",
     )
     parser.set_defaults(func=run_vqgan_lc)
