@@ -92,7 +92,7 @@ def convert_visual_tokenizer_checkpoint(checkpoint_path, out_dir, config):
         config = load_row_config(config)
     state_dict = extract_state_dict(load_checkpoint(checkpoint_path), "model", SOURCE)
     model = convert_visual_tokenizer_state_dict(state_dict, config)
-    save_converted(model, out_dir, image_size=config.image_size, num_channels=config.num_channels)
+    save_converted(model, out_dir)
     return model
 
 

@@ -15,6 +15,7 @@ from .ibq import IBQ, max_inner_product
 from .lfq import LFQ
 from .nearest import nearest_code
 from .output import QuantizerOutput, batch_perplexity
+from .projected_codebook import ProjectedCodebookQuantizer
 from .simvq import SimVQ
 from .usage import CodebookUsage
 from .vector_quantizer import DISTANCES, L2_NORM_MODES, VectorQuantizer, l2_norm_mode
@@ -32,6 +33,7 @@ __all__ = [
     "KMeansInit",
     "L2_NORM_MODES",
     "LFQ",
+    "ProjectedCodebookQuantizer",
     "Quantizer",
     "QuantizerOutput",
     "SimVQ",
