@@ -31,8 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from hf_vq.evaluation.benchmark import markdown_table
 from hf_vq.training import TrainConfig, train
+from hf_vq.utils.metric_tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs" / "imagenet64"
