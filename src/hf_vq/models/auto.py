@@ -25,6 +25,7 @@ TOKENIZER_CLASSES = {
     "cvq_vae": ("hf_vq.models.cvq_vae", "CVQVAEConfig", "CVQVAEModel"),
     "vqgan": ("hf_vq.models.vqgan", "VQGANConfig", "VQGANModel"),
     "llamagen_vq": ("hf_vq.models.llamagen_vq", "LlamaGenVQConfig", "LlamaGenVQModel"),
+    "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
 GENERATOR_CLASSES = {
