@@ -10,11 +10,15 @@ from .benchmark import (
     render_benchmark,
 )
 from .fid import (
+    FID_PROTOCOLS,
     FIDInceptionV3,
     FIDStatistics,
+    TorchFidelityInception,
     compute_fid_statistics,
     frechet_distance,
+    load_fid_feature_extractor,
     load_fid_inception,
+    load_torch_fidelity_inception,
 )
 from .metrics import (
     MissingWeightsError,
@@ -43,18 +47,22 @@ def evaluate_module_path(name: str) -> str:
 __all__ = [
     "AVAILABLE_METRICS",
     "DEFAULT_METRICS",
+    "FID_PROTOCOLS",
     "FIDInceptionV3",
     "FIDStatistics",
     "MissingWeightsError",
+    "TorchFidelityInception",
     "benchmark_table",
     "compute_fid_statistics",
     "evaluate_model_dir",
     "evaluate_module_path",
     "evaluate_reconstruction",
     "frechet_distance",
+    "load_fid_feature_extractor",
     "load_fid_inception",
     "load_lpips_network",
     "load_run",
+    "load_torch_fidelity_inception",
     "lpips_distance",
     "make_grid",
     "to_uint8",
