@@ -168,6 +168,7 @@ def test_every_all_reduced_tensor_is_on_the_evaluation_device(model_dir, device,
     """All-reduce as NCCL would: refuse any tensor that is not on the evaluation device."""
     import hf_vq.evaluation.fid as fid_module
     import hf_vq.evaluation.reconstruction as reconstruction_module
+    import hf_vq.quantizers.usage
 
     reduced = []
 
@@ -179,6 +180,7 @@ def test_every_all_reduced_tensor_is_on_the_evaluation_device(model_dir, device,
 
     monkeypatch.setattr(reconstruction_module, "all_reduce_sum", strict_all_reduce)
     monkeypatch.setattr(fid_module, "all_reduce_sum", strict_all_reduce)
+    monkeypatch.setattr(hf_vq.quantizers.usage, "all_reduce_sum", strict_all_reduce)
     model = hf_vq.VQVAEModel.from_pretrained(model_dir).to(device)
     images = [torch.rand(4, 3, 16, 16) * 2 - 1, torch.rand(3, 3, 16, 16) * 2 - 1]  # on the CPU, as a loader gives them
     results = evaluate_reconstruction(model, images, device=torch.device(device), progress=False,

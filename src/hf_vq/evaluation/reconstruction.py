@@ -88,7 +88,7 @@ def evaluate_reconstruction(
     reconstruction_features = FeatureStatistics()
     original_features = FeatureStatistics()
 
-    usage = CodebookUsage(model.config.codebook_size)
+    usage = CodebookUsage(model.config.codebook_size, device=device)
     per_image_names = [name for name in metrics if name in ("psnr", "ssim", "lpips")]
     # Sums live on the evaluation device: NCCL all-reduces only accelerator tensors.
     sum_dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
@@ -120,11 +120,7 @@ def evaluate_reconstruction(
             f"No images were evaluated ({data_description}): the evaluation set is empty or nothing in it could be "
             "read. Pass data with at least one readable image."
         )
-    results = {}
-    if "usage" in metrics:
-        # CodebookUsage keeps its counts on the CPU; reduce them on the evaluation device.
-        usage.counts = all_reduce_sum(usage.counts.to(device=device, dtype=sum_dtype)).cpu().double()
-        results = usage.compute(all_reduce=False)
+    results = usage.compute(all_reduce=True) if "usage" in metrics else {}
     for name in per_image_names:
         results[name] = float(all_reduce_sum(sums[name]).item() / total_images)
     results["num_images"] = total_images
