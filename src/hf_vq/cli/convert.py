@@ -4,6 +4,12 @@ Each source is one entry of ``CONVERTERS`` (name -> function adding its parser),
 converter (e.g. ``llamagen-gpt``) is one more function and one more entry.
 """
 
+# The converters' preset names, spelled out so that `--help` imports no torch
+# (tests/test_cli_errors.py checks they agree with hf_vq.convert).
+TAMING_PRESET_NAMES = ("f16-1024", "f16-16384")
+LLAMAGEN_PRESET_NAMES = ("vq-16", "vq-8")
+LLAMAGEN_WEIGHTS = ("model", "ema")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="Convert an official checkpoint to a save_pretrained folder.")
@@ -20,12 +26,10 @@ def _add_paths(parser) -> None:
 
 
 def add_taming_parser(sources) -> None:
-    from ..convert.taming import TAMING_PRESETS
-
     parser = sources.add_parser("taming", help="taming-transformers VQGAN (.ckpt with state_dict)")
     _add_paths(parser)
     parser.add_argument(
-        "--preset", choices=sorted(TAMING_PRESETS), default=None,
+        "--preset", choices=sorted(TAMING_PRESET_NAMES), default=None,
         help="architecture preset (default: inferred from the weight shapes)",
     )
     parser.set_defaults(func=run_taming)
@@ -40,15 +44,13 @@ def run_taming(args) -> int:
 
 
 def add_llamagen_parser(sources) -> None:
-    from ..convert.llamagen import LLAMAGEN_PRESETS, WEIGHTS_KEYS
-
     parser = sources.add_parser("llamagen", help="LlamaGen VQ tokenizer (vq_ds16_c2i.pt, vq_ds8_c2i.pt)")
     _add_paths(parser)
     parser.add_argument(
-        "--preset", choices=sorted(LLAMAGEN_PRESETS), default=None,
+        "--preset", choices=sorted(LLAMAGEN_PRESET_NAMES), default=None,
         help="architecture preset (default: inferred from the weight shapes)",
     )
-    parser.add_argument("--weights", choices=WEIGHTS_KEYS, default="model", help="weights of a training checkpoint to take")
+    parser.add_argument("--weights", choices=LLAMAGEN_WEIGHTS, default="model", help="weights of a training checkpoint to take")
     parser.set_defaults(func=run_llamagen)
 
 

@@ -86,7 +86,7 @@ def _load_tokenizer(model_dir: Path):
     """The tokenizer saved in ``model_dir``, or an error that says what the folder is and what to pass."""
     from transformers import AutoConfig, AutoModel
 
-    from ..models.auto import TOKENIZERS
+    from ..models.auto import TOKENIZER_CLASSES as TOKENIZERS
 
     if not model_dir.is_dir():
         raise FileNotFoundError(
@@ -146,7 +146,6 @@ def evaluate_model_dir(
     refused. ``fid_reference`` is the ``.npz`` cache of the originals' statistics
     (default: under ``$HF_VQ_CACHE``, keyed by the data's content).
     """
-    import hf_vq  # noqa: F401  (registers the tokenizers with AutoModel)
 
     from ..data import EvalTransform
     from ..data.sources import load_image_source, source_fingerprint
