@@ -110,6 +110,10 @@ def test_the_cli_metric_names_are_the_evaluators():
     from hf_vq.evaluation import AVAILABLE_METRICS as EVALUATION_METRICS
 
     assert tuple(AVAILABLE_METRICS) == tuple(EVALUATION_METRICS)
+    from hf_vq.cli.evaluate import FID_PROTOCOLS
+    from hf_vq.evaluation import FID_PROTOCOLS as EVALUATION_PROTOCOLS
+
+    assert tuple(FID_PROTOCOLS) == tuple(EVALUATION_PROTOCOLS)
 
 
 def test_the_cli_presets_are_the_converters():

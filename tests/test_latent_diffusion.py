@@ -44,10 +44,30 @@ def test_ldm_pipeline_decodes_with_the_tokenizer_and_its_scaling_factor():
     np.testing.assert_allclose(images, expected, atol=1e-5)
 
 
-def test_latent_diffusion_example_runs(tmp_path):
+def test_latent_diffusion_example_quick_run_makes_images_that_mean_something(tmp_path):
+    """The example's --quick form: a trained tokenizer (better than the mean image), a UNet whose loss
+    fell, and samples that are neither constant nor all alike; nothing written outside --output-dir."""
+    import json
+
+    from PIL import Image
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    output = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "latent_diffusion.py"), "--steps", "3", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, str(REPO / "examples" / "latent_diffusion.py"), "--quick", "--output-dir", str(output)],
+        capture_output=True, text=True, timeout=600, cwd=cwd,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "samples.png").is_file() and (tmp_path / "unet").is_dir()
+    assert list(cwd.iterdir()) == []
+    assert (output / "unet").is_dir() and (output / "reconstructions.png").is_file()
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert all(np.isfinite(value) for value in metrics.values())
+    assert metrics["tokenizer_psnr"] > metrics["mean_image_psnr"] + 1.0
+    assert metrics["unet_loss_last"] < 0.5 * metrics["unet_loss_first"]
+    samples = np.asarray(Image.open(output / "samples.png"), dtype=np.float64)
+    assert samples.shape == (2 * 16, 4 * 16, 3)  # 8 samples of 16 px in a 4-column grid
+    tiles = samples.reshape(2, 16, 4, 16, 3).transpose(0, 2, 1, 3, 4).reshape(8, 16, 16, 3)
+    assert tiles.std() > 10  # not a flat image
+    assert tiles.std(0).mean() > 3  # the samples differ from one another
+    assert abs(metrics["samples_pixel_std"] - tiles.std()) < 1e-6

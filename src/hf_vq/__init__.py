@@ -24,6 +24,8 @@ _EXPORTS = {
     "LlamaGenVQModel": ".models",
     "SimVQVAEConfig": ".models",
     "SimVQVAEModel": ".models",
+    "TiTokConfig": ".models",
+    "TiTokModel": ".models",
     "VQGANConfig": ".models",
     "VQGANModel": ".models",
     "VQGANLCConfig": ".models",

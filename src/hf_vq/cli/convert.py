@@ -10,6 +10,7 @@ TAMING_PRESET_NAMES = ("f16-1024", "f16-16384")
 LLAMAGEN_PRESET_NAMES = ("vq-16", "vq-8")
 LLAMAGEN_WEIGHTS = ("model", "ema")
 VQGAN_LC_PRESET_NAMES = ("f16", "f8")
+TITOK_VARIANT_NAMES = ("s128", "b64", "l32", "bl64-vq8k", "bl128-vq8k", "sl256-vq8k")
 
 
 def register(subparsers) -> None:
@@ -127,10 +128,32 @@ def run_vqgan_lc(args) -> int:
     return 0
 
 
+def add_titok_parser(sources) -> None:
+    parser = sources.add_parser(
+        "titok", help="TiTok 1D tokenizer (tokenizer_titok_{s128,b64,l32}.bin, or a Hub folder with model.safetensors)"
+    )
+    parser.add_argument("checkpoint", help="official tokenizer state dict (.bin/.pt/.safetensors) or Hub folder")
+    parser.add_argument("out_dir", help="output folder (model + image processor)")
+    parser.add_argument(
+        "--variant", choices=TITOK_VARIANT_NAMES, default=None,
+        help="architecture (default: the Hub folder's config.json, else inferred from the weight shapes)",
+    )
+    parser.set_defaults(func=run_titok)
+
+
+def run_titok(args) -> int:
+    from ..convert import convert_titok_checkpoint
+
+    model = convert_titok_checkpoint(args.checkpoint, args.out_dir, variant=args.variant)
+    print(f"Saved TiTokModel ({model.num_parameters():,} parameters) and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
     "llamagen-gpt": add_llamagen_gpt_parser,
     "visual-tokenizer": add_visual_tokenizer_parser,
     "vqgan-lc": add_vqgan_lc_parser,
+    "titok": add_titok_parser,
 }

@@ -1,8 +1,9 @@
 """``hf-vq evaluate MODEL_DIR [--data embedded|FOLDER|HUB_DATASET] [--metrics ...] [--output metrics.json]``."""
 
-# The metric names of hf_vq.evaluation.AVAILABLE_METRICS, spelled out so that `--help` imports no torch
-# (tests/test_cli_errors.py checks they agree).
+# The metric names of hf_vq.evaluation.AVAILABLE_METRICS and the protocols of FID_PROTOCOLS, spelled out
+# so that `--help` imports no torch (tests/test_cli_errors.py checks they agree).
 AVAILABLE_METRICS = ("usage", "psnr", "ssim", "lpips", "rfid")
+FID_PROTOCOLS = ("pytorch-fid", "torch-fidelity")
 
 
 def register(subparsers) -> None:
@@ -22,7 +23,12 @@ def register(subparsers) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="Crop size (default: the model's image processor).")
     parser.add_argument("--max-images", type=int, default=None, help="Evaluate the first N images only.")
     parser.add_argument("--lpips-weights", default=None, help="torchvision AlexNet weights (alexnet-owt-7be5be79.pth).")
-    parser.add_argument("--fid-weights", default=None, help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
+    parser.add_argument("--fid-protocol", default="pytorch-fid", choices=FID_PROTOCOLS,
+                        help="rFID protocol: pytorch-fid (float images, as ADM / IU-tokenizer; default) or "
+                        "torch-fidelity (the torch-fidelity package on uint8 images, as the visual-tokenizer benchmark).")
+    parser.add_argument("--fid-weights", default=None, help="FID Inception weights of the protocol "
+                        "(pytorch-fid: pt_inception-2015-12-05-6726825d.pth; torch-fidelity: "
+                        "weights-inception-2015-12-05-6726825d.pth).")
     parser.add_argument("--fid-reference", default=None,
                         help="Cache .npz of the originals' FID statistics (computed and saved when missing).")
     parser.add_argument("--device", default=None)
@@ -67,11 +73,12 @@ def run(args) -> int:
         args.model_dir, data=args.data, split=args.split, metrics=args.metrics, output=output,
         batch_size=args.batch_size, image_size=args.image_size, max_images=args.max_images,
         lpips_weights=args.lpips_weights, fid_weights=args.fid_weights, fid_reference=args.fid_reference,
-        device=args.device,
+        device=args.device, fid_protocol=args.fid_protocol,
     )
     print(results["benchmark_row"])
     if "rfid" in results:
         reference = results["rfid_reference"]
-        print(f"rFID against {reference['description']} ({reference['num_images']} images), {reference['path']}")
+        print(f"rFID ({results['rfid_protocol']} protocol) against {reference['description']} "
+              f"({reference['num_images']} images), {reference['path']}")
     print(f"Metrics written to {output}")
     return 0

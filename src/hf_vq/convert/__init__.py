@@ -1,6 +1,6 @@
 """Exact conversion of official checkpoints into hf_vq models (explicit key maps, strict checks).
 
-One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT),
+One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT), titok (1D tokenizer),
 visual_tokenizer (the ImageNet 64x64 benchmark's SimpleCNN tokenizers).
 """
 
@@ -14,6 +14,7 @@ from .llamagen_gpt import (
     convert_llamagen_gpt_state_dict,
 )
 from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
+from .titok import TITOK_PRESETS, convert_titok_checkpoint, infer_titok_config
 from .visual_tokenizer import (
     convert_visual_tokenizer_checkpoint,
     convert_visual_tokenizer_state_dict,
@@ -23,13 +24,16 @@ from .visual_tokenizer import (
 __all__ = [
     "LLAMAGEN_PRESETS",
     "TAMING_PRESETS",
+    "TITOK_PRESETS",
     "convert_llamagen_checkpoint",
     "convert_llamagen_gpt_checkpoint",
     "convert_llamagen_gpt_state_dict",
     "convert_taming_checkpoint",
+    "convert_titok_checkpoint",
     "convert_visual_tokenizer_checkpoint",
     "convert_visual_tokenizer_state_dict",
     "infer_llamagen_config",
     "infer_taming_config",
+    "infer_titok_config",
     "load_row_config",
 ]

@@ -12,11 +12,15 @@ from .benchmark import (
     render_benchmark,
 )
 from .fid import (
+    FID_PROTOCOLS,
     FIDInceptionV3,
     FIDStatistics,
+    TorchFidelityInception,
     compute_fid_statistics,
     frechet_distance,
+    load_fid_feature_extractor,
     load_fid_inception,
+    load_torch_fidelity_inception,
 )
 from .gfid import compute_gfid
 from .metrics import (
@@ -45,9 +49,11 @@ def evaluate_module_path(name: str) -> str:
 __all__ = [
     "AVAILABLE_METRICS",
     "DEFAULT_METRICS",
+    "FID_PROTOCOLS",
     "FIDInceptionV3",
     "FIDStatistics",
     "MissingWeightsError",
+    "TorchFidelityInception",
     "benchmark_table",
     "compute_gfid",
     "compute_fid_statistics",
@@ -55,9 +61,11 @@ __all__ = [
     "evaluate_module_path",
     "evaluate_reconstruction",
     "frechet_distance",
+    "load_fid_feature_extractor",
     "load_fid_inception",
     "load_lpips_network",
     "load_run",
+    "load_torch_fidelity_inception",
     "lpips_distance",
     "make_grid",
     "to_uint8",

@@ -111,7 +111,8 @@ def render_benchmark(run_dirs, table_path=None, plot_path=None) -> str:
     table = benchmark_table(runs)
     notes = sorted({run.metrics.get("eval_data") for run in runs if run.metrics.get("eval_data")})
     references = sorted({
-        f"{run.metrics['rfid_reference']['description']} ({run.metrics['rfid_reference']['num_images']} images)"
+        f"{run.metrics['rfid_reference']['description']} ({run.metrics['rfid_reference']['num_images']} images, "
+        f"{run.metrics.get('rfid_protocol', 'unrecorded')} protocol)"
         for run in runs if run.metrics.get("rfid_reference")
     })
     text = table + "\n"

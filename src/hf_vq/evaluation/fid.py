@@ -1,10 +1,17 @@
 """rFID: the FID Inception network, feature statistics and the Frechet distance.
 
-The network is the Inception v3 of TensorFlow's FID code as ported by pytorch-fid
-(weights ``pt_inception-2015-12-05-6726825d.pth``): torchvision's Inception v3 with 1008
-classes and four blocks whose pooling branch behaves as TensorFlow's (average pooling
-that ignores the padding, and one max pooling). Features are the 2048-d pool3
-activations of images bilinearly resized to 299 and mapped from [0, 1] to [-1, 1].
+Two protocols (``FID_PROTOCOLS``), the two ways the papers we compare with compute rFID:
+
+- ``pytorch-fid`` (the IU-tokenizer code, ADM): the Inception v3 of TensorFlow's FID code
+  as ported by pytorch-fid (weights ``pt_inception-2015-12-05-6726825d.pth``):
+  torchvision's Inception v3 with 1008 classes and four blocks whose pooling branch
+  behaves as TensorFlow's. Float images are bilinearly resized to 299 (torch's
+  interpolation) and mapped from [0, 1] to [-1, 1]; features are the 2048-d pool3.
+- ``torch-fidelity`` (the visual-tokenizer benchmark): the ``torch-fidelity`` package's
+  own feature extractor (weights ``weights-inception-2015-12-05-6726825d.pth``) on uint8
+  images, as the benchmark feeds it PNGs written by ``torchvision.utils.save_image``
+  (``floor(255 x + 0.5)``); the package resizes with TensorFlow 1's bilinear rule and
+  normalises with ``(x - 128) / 128``.
 
 Statistics are accumulated as sums (features and their outer products) so they can be
 summed across processes and never need every feature in memory. The reference
@@ -12,6 +19,9 @@ statistics of the center-cropped originals are cached in an ``.npz`` (mu, sigma,
 num_images, description): every reported rFID names them and their image count.
 """
 
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +36,11 @@ from .metrics import MissingWeightsError
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILE}"
+TORCH_FIDELITY_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+TORCH_FIDELITY_WEIGHTS_URL = (
+    f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{TORCH_FIDELITY_WEIGHTS_FILE}"
+)
+FID_PROTOCOLS = ("pytorch-fid", "torch-fidelity")
 FID_INPUT_SIZE = 299
 FID_FEATURE_DIM = 2048
 
@@ -83,6 +98,7 @@ class FIDInceptionV3(nn.Module):
     :func:`load_fid_inception` for the real network.
     """
 
+    protocol = "pytorch-fid"
     description = "pytorch-fid Inception v3 (pt_inception-2015-12-05) pool3, bilinear resize to 299"
 
     def __init__(self):
@@ -116,23 +132,120 @@ class FIDInceptionV3(nn.Module):
         return x.flatten(1)
 
 
+def to_uint8_like_png(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> uint8 as ``torchvision.utils.save_image`` writes them: floor(255 x + 0.5), clamped."""
+    return images.float().mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+
+
+class TorchFidelityInception(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] -> (B, 2048) features of torch-fidelity's Inception on their uint8 values.
+
+    ``extractor`` is a ``torch_fidelity`` ``FeatureExtractorInceptionV3`` built with the
+    features ``["2048"]`` (see :func:`load_torch_fidelity_inception`), or any module that
+    takes uint8 images and returns the features (or a 1-tuple of them).
+    """
+
+    protocol = "torch-fidelity"
+    description = (
+        "torch-fidelity Inception v3 (weights-inception-2015-12-05) pool3 2048, uint8 images "
+        "(floor(255x+0.5)), TF1 bilinear resize to 299, (x-128)/128"
+    )
+
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        self.extractor = extractor
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.extractor(to_uint8_like_png(images))
+        return features[0] if isinstance(features, tuple) else features
+
+
 def default_fid_weights_path() -> Path:
     """pytorch-fid downloads its weights into torch's hub cache; we look there."""
     return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
 
 
-def load_fid_inception(weights_path=None) -> FIDInceptionV3:
-    """The FID Inception with the standard weights, read from ``weights_path`` or torch's hub cache."""
-    path = Path(weights_path) if weights_path else default_fid_weights_path()
+def default_torch_fidelity_weights_path() -> Path:
+    """torch-fidelity downloads its weights with ``torch.hub.load_state_dict_from_url``: torch's hub cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCH_FIDELITY_WEIGHTS_FILE
+
+
+def _weights_file(weights_path, default: Path, url: str, package: str) -> Path:
+    path = Path(weights_path) if weights_path else default
     if not path.is_file():
         raise MissingWeightsError(
-            f"rFID needs the FID Inception weights, but {path} does not exist. Download {FID_WEIGHTS_URL} "
-            f"and save it as {default_fid_weights_path()} (torch's hub cache, where pytorch-fid keeps it), "
+            f"rFID needs the FID Inception weights, but {path} does not exist. Download {url} "
+            f"and save it as {default} (torch's hub cache, where {package} keeps it), "
             "or pass its path (--fid-weights / weights_path)."
         )
+    return path
+
+
+def _read_state_dict(path: Path) -> dict:
+    """A state dict of tensors, read without running pickled code (``weights_only=True``)."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, random bytes, a pickle with code: all refused the same way
+        raise ValueError(
+            f"{path} is not a readable FID Inception weights file ({type(error).__name__}: {str(error)[:200]}). "
+            "Download it again."
+        ) from error
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict of FID Inception weights.")
+    return state_dict
+
+
+def load_fid_inception(weights_path=None) -> FIDInceptionV3:
+    """The FID Inception with the standard weights, read from ``weights_path`` or torch's hub cache."""
+    path = _weights_file(weights_path, default_fid_weights_path(), FID_WEIGHTS_URL, "pytorch-fid")
     network = FIDInceptionV3()
-    network.inception.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        network.inception.load_state_dict(_read_state_dict(path))
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not hold the pytorch-fid Inception weights: {error}") from error
     return network
+
+
+def load_torch_fidelity_inception(weights_path=None) -> TorchFidelityInception:
+    """torch-fidelity's ``FeatureExtractorInceptionV3`` with its weights, from ``weights_path`` or torch's hub cache.
+
+    Never downloads. The file is parsed here with ``weights_only=True`` (torch-fidelity itself
+    would unpickle it with code execution); the package then reads those tensors from memory.
+    """
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = _weights_file(
+        weights_path, default_torch_fidelity_weights_path(), TORCH_FIDELITY_WEIGHTS_URL, "torch-fidelity"
+    )
+    buffer = io.BytesIO()
+    torch.save(_read_state_dict(path), buffer)
+    buffer.seek(0)
+    try:
+        extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer)
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not hold torch-fidelity's Inception weights: {error}") from error
+    return TorchFidelityInception(extractor)
+
+
+def load_fid_feature_extractor(protocol: str = "pytorch-fid", weights_path=None) -> nn.Module:
+    """The feature extractor of an rFID protocol (``FID_PROTOCOLS``) with its weights (see the loaders)."""
+    check_fid_protocol(protocol)
+    if protocol == "torch-fidelity":
+        return load_torch_fidelity_inception(weights_path)
+    return load_fid_inception(weights_path)
+
+
+def check_fid_protocol(protocol: str) -> str:
+    if protocol not in FID_PROTOCOLS:
+        raise ValueError(f"Unknown FID protocol {protocol!r}; choose one of {list(FID_PROTOCOLS)}.")
+    return protocol
+
+
+def feature_extractor_protocol(extractor) -> str:
+    """The protocol an extractor implements; "custom" for an injected module that names none."""
+    return getattr(extractor, "protocol", "custom")
 
 
 def feature_extractor_description(extractor) -> str:
@@ -150,12 +263,20 @@ class FIDStatistics:
     sigma: np.ndarray
     num_images: int
     description: str
+    # What the statistics were computed from (data source and its fingerprint, crop, protocol), JSON-ready.
+    source: dict | None = None
 
     def save(self, path) -> Path:
+        """Written to a temporary file and renamed: an interrupted save never leaves a truncated cache."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
-            np.savez(handle, mu=self.mu, sigma=self.sigma, num_images=self.num_images, description=self.description)
+        temporary = path.with_name(f".{path.name}.tmp")
+        with open(temporary, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
+            np.savez(
+                handle, mu=self.mu, sigma=self.sigma, num_images=self.num_images, description=self.description,
+                source=json.dumps(self.source or {}, sort_keys=True),
+            )
+        temporary.replace(path)
         return path
 
     @classmethod
@@ -163,11 +284,18 @@ class FIDStatistics:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No FID statistics at {path}; compute them with compute_fid_statistics first.")
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"mu", "sigma", "num_images", "description"} - set(data.files)
-            if missing:
-                raise ValueError(f"{path} is not an hf_vq FID statistics file: it lacks {sorted(missing)}.")
-            return cls(data["mu"], data["sigma"], int(data["num_images"]), str(data["description"]))
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = {"mu", "sigma", "num_images", "description"} - set(data.files)
+                if missing:
+                    raise ValueError(f"{path} is not an hf_vq FID statistics file: it lacks {sorted(missing)}.")
+                source = json.loads(str(data["source"])) if "source" in data.files else None
+                return cls(data["mu"], data["sigma"], int(data["num_images"]), str(data["description"]), source)
+        except (OSError, EOFError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{path} is not a readable FID statistics file ({type(error).__name__}: {error}); delete it to "
+                "recompute the statistics."
+            ) from error
 
 
 class FeatureStatistics:
@@ -180,19 +308,22 @@ class FeatureStatistics:
         self.outer_sum = None
 
     def update(self, features: torch.Tensor) -> None:
-        features = features.detach().double().cpu()
+        # The sums live on the features' device (NCCL all-reduces only accelerator tensors), in
+        # float64 where the device has it (MPS does not).
+        features = features.detach()
+        features = features.double() if features.device.type != "mps" else features.float()
         if self.feature_sum is None:
             dim = features.shape[1]
-            self.feature_sum = torch.zeros(dim, dtype=torch.float64)
-            self.outer_sum = torch.zeros(dim, dim, dtype=torch.float64)
+            self.feature_sum = features.new_zeros(dim)
+            self.outer_sum = features.new_zeros(dim, dim)
         self.feature_sum += features.sum(0)
         self.outer_sum += features.T @ features
         self.count += features.shape[0]
 
-    def compute(self, description: str, all_reduce: bool = False) -> FIDStatistics:
+    def compute(self, description: str, all_reduce: bool = False, source: dict | None = None) -> FIDStatistics:
         if self.feature_sum is None:
             raise ValueError("No features were accumulated: the evaluation set is empty.")
-        count = torch.tensor(float(self.count), dtype=torch.float64)
+        count = self.feature_sum.new_tensor(float(self.count))
         feature_sum, outer_sum = self.feature_sum.clone(), self.outer_sum.clone()
         if all_reduce:
             all_reduce_sum(count)
@@ -201,9 +332,10 @@ class FeatureStatistics:
         n = int(count.item())
         if n < 2:
             raise ValueError(f"FID statistics need at least 2 images; got {n}.")
+        feature_sum, outer_sum = feature_sum.cpu().double(), outer_sum.cpu().double()
         mu = feature_sum / n
         sigma = (outer_sum - n * torch.outer(mu, mu)) / (n - 1)
-        return FIDStatistics(mu.numpy(), sigma.numpy(), n, description)
+        return FIDStatistics(mu.cpu().numpy(), sigma.cpu().numpy(), n, description, source)
 
 
 @torch.no_grad()

@@ -27,6 +27,8 @@ _EXPORTS = {
     "LlamaGenVQModel": ".llamagen_vq",
     "SimVQVAEConfig": ".simvq_vae",
     "SimVQVAEModel": ".simvq_vae",
+    "TiTokConfig": ".titok",
+    "TiTokModel": ".titok",
     "VQGANConfig": ".vqgan",
     "VQGANModel": ".vqgan",
     "VQGANLCConfig": ".vqgan_lc",

@@ -27,6 +27,7 @@ TOKENIZER_CLASSES = {
     "vqgan": ("hf_vq.models.vqgan", "VQGANConfig", "VQGANModel"),
     "llamagen_vq": ("hf_vq.models.llamagen_vq", "LlamaGenVQConfig", "LlamaGenVQModel"),
     "vqgan_lc": ("hf_vq.models.vqgan_lc", "VQGANLCConfig", "VQGANLCModel"),
+    "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
 GENERATOR_CLASSES = {

@@ -84,6 +84,8 @@ def render_tokenizer_card(
         perplexity=f"{metrics['perplexity']:.2f}" if metrics.get("perplexity") is not None else "-",
         eval_data=metrics.get("eval_data", "not recorded"),
         rfid_reference=f"{reference['description']} ({reference['num_images']} images)" if reference else None,
+        rfid_protocol=metrics.get("rfid_protocol", "not recorded"),
+        rfid_features=metrics.get("rfid_feature_extractor", "not recorded"),
     )
 
 
