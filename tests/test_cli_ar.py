@@ -58,7 +58,7 @@ def test_cli_tokenize_train_resume_generate(tokenizer_dir, image_dataset, tmp_pa
              "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--batch-size", "4",
              "--learning-rate", "1e-3", "--checkpoint-every", "3"]
     assert main([*train, "--max-steps", "3"]) == 0
-    assert (gpt_dir / "checkpoint-3").is_dir()
+    assert (gpt_dir / "checkpoints" / "checkpoint-00000003").is_dir()
     assert main([*train, "--max-steps", "5", "--resume"]) == 0
     gpt = hf_vq.LlamaGenGPTModel.from_pretrained(gpt_dir)
     assert gpt.config.vocab_size == 64 and gpt.config.num_classes == 3 and gpt.config.block_size == 16
