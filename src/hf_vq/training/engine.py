@@ -93,12 +93,12 @@ RUN_OUTPUTS = (
     "train_config.json",
 )
 # Run controls, not settings of the run: never compared on resume.
-RUN_CONTROLS = ("training.resume_from", "training.resume_allow_changes", "training.overwrite",
+RUN_CONTROLS = ("output_dir", "training.resume_from", "training.resume_allow_changes", "training.overwrite",
                 "training.debug_kill_at_step")
 # Settings that may change between a checkpoint and its resume without breaking the run (they
 # are still listed). Every other difference is refused unless training.resume_allow_changes.
 CHANGEABLE_ON_RESUME = (
-    "output_dir", "training.max_steps", "training.learning_rate", "training.disc_learning_rate", "training.lr_scheduler",
+    "training.max_steps", "training.learning_rate", "training.disc_learning_rate", "training.lr_scheduler",
     "training.warmup_steps", "training.max_grad_norm", "training.log_every", "training.log_images_every",
     "training.report_to", "training.checkpoint_every", "training.keep_checkpoints", "data.num_workers",
     "data.eval_data_dir", "data.eval_split", "data.max_eval_images", "eval.",
