@@ -74,7 +74,7 @@ def test_fid_statistics_npz_round_trip(tmp_path):
     statistics = _statistics(np.random.default_rng(3).normal(size=(10, 4)), "embedded validation, 16px")
     path = statistics.save(tmp_path / "reference.npz")
     loaded = FIDStatistics.load(path)
-    np.testing.assert_array_equal(loaded.mu, statistics.mu)
+    np.testing.assert_array_equal(loaded.mu, statistics.mu)  # .npz stores float64 losslessly: exact
     np.testing.assert_array_equal(loaded.sigma, statistics.sigma)
     assert (loaded.num_images, loaded.description) == (10, "embedded validation, 16px")
 

@@ -128,6 +128,7 @@ def test_lpips_loads_the_trunk_from_the_torch_hub_cache(tmp_path, monkeypatch):
     torch.save(features, checkpoints / "vgg16-397923af.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     network = load_lpips_network("vgg")
+    # loaded weights are copies of the file's tensors: exact
     assert torch.equal(network.net.slice1[0].weight, features["features.0.weight"])
     assert torch.equal(getattr(network.net.slice5, "28").bias, features["features.28.bias"])
     # the package's calibrated linear layers are loaded too (not random): they are non-negative

@@ -95,6 +95,8 @@ def test_kv_cache_generation_equals_full_recompute():
     cached = generate(model, [1, 2, 3], generator=torch.Generator().manual_seed(7), **kwargs)
     recomputed = generate(model, [1, 2, 3], generator=torch.Generator().manual_seed(7), use_cache=False, **kwargs)
     assert cached.shape == (3, 16)
+    # Tokens (integers): the cached and recomputed logits differ only by float rounding, far below
+    # what it takes to move a sample across a sampling boundary with this seed.
     assert torch.equal(cached, recomputed)
 
 

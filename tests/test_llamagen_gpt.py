@@ -96,7 +96,9 @@ def test_logits_are_causal_and_position_i_predicts_token_i():
     with torch.no_grad():
         a, b = model(tokens, torch.tensor([2])).logits, model(changed, torch.tensor([2])).logits
     # Token 7 enters at position 8 (the class token is position 0), so positions 0..7 are unchanged.
-    assert torch.equal(a[:, :8], b[:, :8])
+    # A tolerance, not equality: the two batches run the same kernels, but bit-identity of
+    # attention kernels across inputs is not something torch guarantees.
+    torch.testing.assert_close(a[:, :8], b[:, :8], rtol=0, atol=1e-6)
     assert not torch.allclose(a[:, 8:], b[:, 8:])
 
 

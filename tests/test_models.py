@@ -40,11 +40,14 @@ def test_save_and_load_through_auto_classes(model_type, tmp_path):
     reloaded = AutoModel.from_pretrained(tmp_path)
     assert type(reloaded) is type(model)
     assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), hf_vq.VQImageProcessor)
-    a, b = model(x), reloaded(x)
-    assert torch.equal(a.indices, b.indices)
-    torch.testing.assert_close(a.reconstruction, b.reconstruction, rtol=0, atol=0)
+    # Saving and loading copies the tensors bit for bit (exact check below). Outputs are only
+    # equal up to float rounding: the reloaded weights live at other addresses, and BLAS may
+    # pick another kernel path for them (SimVQ's code table differed by 1.5e-8 on a clean machine).
     for name, value in model.state_dict().items():
         assert torch.equal(value, reloaded.state_dict()[name]), name
+    a, b = model(x), reloaded(x)
+    assert torch.equal(a.indices, b.indices)
+    torch.testing.assert_close(a.reconstruction, b.reconstruction, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("model_type", list(TINY))
@@ -54,7 +57,11 @@ def test_decode_indices_equals_decode_of_quantized(model_type):
     encoded = model.encode(x)
     assert encoded.indices.dtype == torch.long and encoded.indices.shape == (2, 4, 4)
     assert int(encoded.indices.max()) < model.config.codebook_size
-    assert torch.equal(model.decode_indices(encoded.indices).sample, model.decode(encoded.quantized).sample)
+    # The code table is recomputed by decode_indices (SimVQ: a linear map), so the two agree to float
+    # rounding, not necessarily bit for bit.
+    torch.testing.assert_close(
+        model.decode_indices(encoded.indices).sample, model.decode(encoded.quantized).sample, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("model_type", list(TINY))

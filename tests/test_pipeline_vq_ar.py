@@ -61,7 +61,9 @@ def test_save_and_load_round_trip(pipeline, tmp_path):
     kwargs = {"guidance_scale": 1.5, "top_p": 0.9, "output_type": "np"}
     before = pipeline([0, 4], generator=torch.Generator().manual_seed(1), **kwargs).images
     after = loaded([0, 4], generator=torch.Generator().manual_seed(1), **kwargs).images
-    np.testing.assert_array_equal(before, after)
+    # Same tokens from the same seed; the decoded pixels agree to float rounding (reloaded weights
+    # sit at other addresses, which may change the BLAS path).
+    np.testing.assert_allclose(before, after, rtol=0, atol=1e-5)
 
 
 def test_generate_samples_writes_one_png_per_sample(pipeline, tmp_path):

@@ -144,7 +144,7 @@ def test_dataloader_workers_give_the_same_crops_and_count_unreadable_images(tmp_
         in_process, skipped = epoch(0)
     with_workers, skipped_in_workers = epoch(2)
     assert skipped == skipped_in_workers == 1
-    assert torch.equal(in_process, with_workers)
+    assert torch.equal(in_process, with_workers)  # the same PIL crop + elementwise scaling per image: exact
     dataset.set_epoch(1)  # a new epoch draws new crops
     assert not torch.equal(epoch(0)[0], in_process)
 
@@ -210,7 +210,7 @@ def test_model_pretrained_loads_saved_weights_to_fine_tune(tmp_path):
     saved.save_pretrained(tmp_path / "saved")
     loaded = build_model({"pretrained": str(tmp_path / "saved"), "entropy_weight": 0.1})
     assert loaded.config.entropy_weight == 0.1 and loaded.config.hidden_dim == 16
-    for name, tensor in saved.state_dict().items():
+    for name, tensor in saved.state_dict().items():  # loading copies the saved tensors: exact
         assert torch.equal(tensor, loaded.state_dict()[name]), name
     with pytest.raises(ValueError, match="is a 'vqvae' model"):
         build_model({"pretrained": str(tmp_path / "saved"), "model_type": "fsq_vae"})

@@ -98,7 +98,7 @@ def test_explicit_config_and_inferred_config_agree(tmp_path):
     checkpoint = write_lightning_checkpoint(tmp_path / "last.ckpt", official_state_dict())
     inferred = convert_taming_checkpoint(checkpoint, image_size=32)
     explicit = convert_taming_checkpoint(checkpoint, config=tiny_config())
-    for key, value in inferred.state_dict().items():
+    for key, value in inferred.state_dict().items():  # both copy the same checkpoint tensors: exact
         assert torch.equal(value, explicit.state_dict()[key])
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv_inception
 
-from ..quantizers.distributed import all_reduce_sum
+from ..utils.distributed import all_reduce_sum
 from .metrics import MissingWeightsError
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..quantizers import CodebookUsage
-from ..quantizers.distributed import all_reduce_sum
+from ..utils.distributed import all_reduce_sum
 from .fid import (
     FeatureStatistics,
     FIDStatistics,

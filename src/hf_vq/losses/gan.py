@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..quantizers.distributed import all_reduce_sum, is_distributed
+from ..utils.distributed import all_reduce_sum, is_distributed
 
 GAN_LOSSES = ("hinge", "non_saturating")
 

@@ -18,7 +18,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..quantizers import SimVQ, VectorQuantizer
+from ..quantizers import Quantizer
 
 # Pixels must lie in [-1, 1]; a little slack for resampling overshoot, nothing more.
 PIXEL_RANGE_TOLERANCE = 0.05
@@ -187,7 +187,7 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, (VectorQuantizer, SimVQ)):
+        elif isinstance(module, Quantizer):
             module.reset_codebook()
 
     # -- the shared API --------------------------------------------------------------

@@ -1,11 +1,15 @@
-"""Quantizers: pure torch modules with one contract.
+"""Quantizers: pure torch modules on one :class:`Quantizer` base.
 
-Input ``(..., dim)`` channel-last; output :class:`QuantizerOutput` with ``quantized``
-(straight-through), ``indices``, ``loss`` and ``loss_terms``; ``indices_to_codes(indices)``
-inverts the lookup.
+Input ``(..., dim)`` channel-last, floating point and finite (else ``ValueError``); output
+:class:`QuantizerOutput` with ``quantized`` (straight-through), ``indices``, ``loss`` and
+``loss_terms`` (computed in training or with autograd on; empty at inference);
+``indices_to_codes(indices)`` inverts the lookup. Codebook behaviours change the codebook
+only through ``VectorQuantizer.set_codes``.
 """
 
+from .base import Quantizer
 from .behaviours import ANCHORS, CodebookBehaviour, DeadCodeReinit, EMAUpdate, EntropyRegularization, KMeansInit, kmeans
+from .entropy import codebook_entropy_loss
 from .fsq import FSQ
 from .lfq import LFQ
 from .nearest import nearest_code
@@ -25,10 +29,12 @@ __all__ = [
     "FSQ",
     "KMeansInit",
     "LFQ",
+    "Quantizer",
     "QuantizerOutput",
     "SimVQ",
     "VectorQuantizer",
     "batch_perplexity",
+    "codebook_entropy_loss",
     "kmeans",
     "nearest_code",
 ]

@@ -11,14 +11,18 @@ Each behaviour does one job and hooks into the quantizer at three points:
 ``vectors`` are the (N, codebook_dim) inputs in codebook space (after the projection and,
 with ``l2_norm``, after normalisation). Statistics are all-reduced across processes and
 random choices are broadcast from rank 0, so every process keeps the same codebook.
+
+A behaviour changes the codebook only through ``vq.set_codes(values, indices, source=self)``:
+the quantizer refuses non-finite values and calls ``on_codebook_changed(vq, indices)`` on
+every other behaviour, so behaviours never know about each other.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from .distributed import all_reduce_sum, broadcast
+from ..utils.distributed import all_reduce_sum, broadcast
+from .entropy import codebook_entropy_loss
 from .nearest import nearest_code
 
 
@@ -43,8 +47,8 @@ class CodebookBehaviour(nn.Module):
     def after_search(self, vq, vectors: torch.Tensor, indices: torch.Tensor) -> None:
         pass
 
-    def on_codebook_reset(self, vq) -> None:
-        """Called when another behaviour overwrote the codebook (e.g. k-means init)."""
+    def on_codebook_changed(self, vq, indices) -> None:
+        """Called after another behaviour wrote rows ``indices`` of the codebook (all rows when None)."""
 
 
 def _code_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
@@ -64,7 +68,10 @@ class EMAUpdate(CodebookBehaviour):
     with the batch counts ``n_k`` and sums ``sum_k`` of the vectors assigned to code k
     (summed over processes); then ``code_k = ema_sum_k / ema_count_k``. Both start as
     (codebook, 1), so a code that is never hit keeps its value (numerator and
-    denominator decay together) and no division by zero can occur.
+    denominator decay together) and no division by zero can occur. When another
+    behaviour writes a code (k-means init), its running sum is set to ``code * ema_count``:
+    the running mean becomes the new code with the same weight. A step whose statistics
+    are not finite raises before anything (codebook or EMA state) is changed.
     """
 
     owns_codebook = True
@@ -85,16 +92,20 @@ class EMAUpdate(CodebookBehaviour):
         nn.init.ones_(self.ema_count)
         self.ema_sum.copy_(vq.codebook.detach())
 
-    def on_codebook_reset(self, vq) -> None:
-        self.reset_state(vq)
+    @torch.no_grad()
+    def on_codebook_changed(self, vq, indices) -> None:
+        rows = slice(None) if indices is None else indices
+        self.ema_sum[rows] = vq.codebook[rows].float() * self.ema_count[rows, None]
 
     @torch.no_grad()
     def after_search(self, vq, vectors, indices) -> None:
         counts = all_reduce_sum(_code_counts(indices, vq.codebook_size))
         sums = all_reduce_sum(_code_sums(vectors, indices, vq.codebook_size))
-        self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-        vq.codebook.data.copy_(self.ema_sum / self.ema_count.clamp_min(self.eps)[:, None])
+        ema_count = torch.add(self.ema_count * self.decay, counts, alpha=1 - self.decay)
+        ema_sum = torch.add(self.ema_sum * self.decay, sums, alpha=1 - self.decay)
+        vq.set_codes(ema_sum / ema_count.clamp_min(self.eps)[:, None], source=self)
+        self.ema_count.copy_(ema_count)
+        self.ema_sum.copy_(ema_sum)
 
 
 class KMeansInit(CodebookBehaviour):
@@ -119,10 +130,8 @@ class KMeansInit(CodebookBehaviour):
             return
         centroids = kmeans(vectors.float(), vq.codebook_size, self.iters, spherical=vq.l2_norm,
                            max_elements=vq.max_search_elements)
-        vq.codebook.data.copy_(centroids)
+        vq.set_codes(centroids, source=self)
         self.initialised.fill_(True)
-        for behaviour in vq.behaviours:
-            behaviour.on_codebook_reset(vq)
 
 
 @torch.no_grad()
@@ -147,10 +156,9 @@ def kmeans(vectors: torch.Tensor, k: int, iters: int, spherical: bool = False, m
 class EntropyRegularization(CodebookBehaviour):
     """Entropy penalty ``weight * (mean sample entropy - entropy of the mean)``.
 
-    With ``p_i = softmax(-||z_i - c||^2 / temperature)``: the first term makes each
-    assignment confident, the second spreads usage over the codebook. Computed over chunks
-    of vectors under activation checkpointing, so only the (K,) running sums are kept for
-    backward, never the (N, K) probability matrix.
+    With ``p_i = softmax(-||z_i - c||^2 / temperature)`` over the quantizer's lookup table:
+    the first term makes each assignment confident, the second spreads usage over the
+    codebook (see :func:`~hf_vq.quantizers.entropy.codebook_entropy_loss`, which LFQ uses too).
     """
 
     def __init__(self, weight: float = 0.1, temperature: float = 0.01, eps: float = 1e-5, chunk_size: int = 4096):
@@ -160,34 +168,13 @@ class EntropyRegularization(CodebookBehaviour):
         self.eps = eps
         self.chunk_size = chunk_size
 
-    def _chunk_stats(self, chunk: torch.Tensor, codes: torch.Tensor):
-        distances = chunk.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * chunk @ codes.t()
-        logits = -distances / self.temperature
-        log_probs = F.log_softmax(logits, dim=1)
-        probs = log_probs.exp()
-        return probs.sum(0), -(probs * log_probs).sum()
-
     def loss_terms(self, vq, vectors) -> dict:
         if self.weight == 0:
             return {}
         return {"entropy": self.weight * self.entropy_loss(vectors, vq.lookup_table())}
 
     def entropy_loss(self, vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        n = vectors.shape[0]
-        prob_sum = 0.0
-        entropy_sum = 0.0
-        for start in range(0, n, self.chunk_size):
-            chunk = vectors[start : start + self.chunk_size]
-            if torch.is_grad_enabled() and (chunk.requires_grad or codes.requires_grad):
-                p, h = checkpoint(self._chunk_stats, chunk, codes, use_reentrant=False)
-            else:
-                p, h = self._chunk_stats(chunk, codes)
-            prob_sum = prob_sum + p
-            entropy_sum = entropy_sum + h
-        avg_probs = prob_sum / n
-        avg_entropy = -(avg_probs * torch.log(avg_probs + self.eps)).sum()
-        sample_entropy = entropy_sum / n
-        return sample_entropy - avg_entropy
+        return codebook_entropy_loss(vectors, codes, self.temperature, eps=self.eps, chunk_size=self.chunk_size)
 
 
 ANCHORS = ("closest", "random", "probabilistic")
@@ -251,13 +238,14 @@ class DeadCodeReinit(CodebookBehaviour):
         else:
             pool[torch.randperm(size, device=features.device)[:count]] = features
         return pool
+
     def reinit_weights(self, usage: torch.Tensor, codebook_size: int) -> torch.Tensor:
         """alpha per code, the CVQ-VAE formula."""
         return torch.exp(-(usage * codebook_size * 10) / (1 - self.decay) - 1e-3)
 
     @torch.no_grad()
     def _similarity(self, vq, codes, features):
-        if vq.l2_norm or vq.distance == "cosine":
+        if vq.uses_cosine:
             return F.normalize(codes, dim=-1) @ F.normalize(features, dim=-1).t()
         return -(codes.pow(2).sum(1, keepdim=True) + features.pow(2).sum(1) - 2 * codes @ features.t())
 
@@ -284,7 +272,7 @@ class DeadCodeReinit(CodebookBehaviour):
         if self.anchor == "random":
             self.feature_pool.copy_(anchors)  # rank 0's pool, so every process keeps the same one
         alpha = self.reinit_weights(self.usage, vq.codebook_size)[:, None]
-        vq.codebook.data.copy_(vq.codebook.data * (1 - alpha) + anchors * alpha)
+        vq.set_codes(vq.codebook * (1 - alpha) + anchors * alpha, source=self)
 
 
 __all__ = ["CodebookBehaviour", "EMAUpdate", "KMeansInit", "EntropyRegularization", "DeadCodeReinit", "kmeans", "ANCHORS"]

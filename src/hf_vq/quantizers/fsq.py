@@ -5,9 +5,8 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn as nn
 
-from .output import QuantizerOutput, batch_perplexity
+from .base import Quantizer
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -15,7 +14,7 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x) + (x - x.detach())
 
 
-class FSQ(nn.Module):
+class FSQ(Quantizer):
     """Bound each channel to ``L_i`` values, round, and rescale to [-1, 1].
 
     ``bound(z) = tanh(z + shift) * half_l - offset`` with ``half_l = (L - 1)(1 + eps) / 2``,
@@ -30,15 +29,23 @@ class FSQ(nn.Module):
 
     def __init__(self, levels: Sequence[int], eps: float = 1e-3):
         super().__init__()
-        levels = [int(level) for level in levels]
-        if not levels or any(level < 2 for level in levels):
-            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2; got {levels}.")
-        self.levels_list = levels
-        self.dim = len(levels)
-        self.codebook_size = math.prod(levels)
+        self.codebook_size = self.codebook_size_for(levels)
+        self.levels_list = [int(level) for level in levels]
+        self.dim = len(self.levels_list)
         self.eps = eps
         # Plain lists, not buffers: nothing to save, nothing to re-create on the meta device.
-        self.basis_list = [1, *itertools.accumulate(levels[:-1], lambda a, b: a * b)]
+        self.basis_list = [1, *itertools.accumulate(self.levels_list[:-1], lambda a, b: a * b)]
+
+    @staticmethod
+    def codebook_size_for(levels: Sequence[int]) -> int:
+        """Number of codes of ``FSQ(levels)``: the product of the levels (each an integer >= 2)."""
+        try:
+            as_ints = [int(level) for level in levels]
+        except (TypeError, ValueError):
+            as_ints = None
+        if not as_ints or any(level < 2 or level != raw for level, raw in zip(as_ints, levels)):
+            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2; got {levels}.")
+        return math.prod(as_ints)
 
     def _levels(self, device) -> torch.Tensor:
         return torch.tensor(self.levels_list, dtype=torch.long, device=device)
@@ -54,33 +61,24 @@ class FSQ(nn.Module):
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
 
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        if z.shape[-1] != self.dim:
-            raise ValueError(f"FSQ with levels {self.levels_list} expects input (..., {self.dim}); got {tuple(z.shape)}.")
+    def _quantize(self, z: torch.Tensor, with_losses: bool):
         half_width = (self._levels(z.device) // 2).to(z.dtype)
         quantized = round_ste(self.bound(z)) / half_width
-        indices = self.codes_to_indices(quantized.detach())
-        zero = z.new_zeros(())
-        return QuantizerOutput(
-            quantized=quantized,
-            indices=indices,
-            loss=zero,
-            loss_terms={},
-            perplexity=batch_perplexity(indices, self.codebook_size),
-        )
+        return quantized, self.codes_to_indices(quantized.detach()), {}
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         half_width = self._levels(codes.device) // 2
         digits = torch.round(codes * half_width).long() + half_width
         return (digits * self._basis(codes.device)).sum(dim=-1)
 
-    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        if indices.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"indices must be an integer tensor; got {indices.dtype}.")
+    def _indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         levels = self._levels(indices.device)
-        digits = (indices.long()[..., None] // self._basis(indices.device)) % levels
+        digits = (indices[..., None] // self._basis(indices.device)) % levels
         half_width = levels // 2
         return (digits - half_width).float() / half_width
 
     def extra_repr(self) -> str:
         return f"levels={self.levels_list}, codebook_size={self.codebook_size}"
+
+
+__all__ = ["FSQ", "round_ste"]

@@ -1,10 +1,11 @@
 """Codebook usage and perplexity accumulated over a whole evaluation set."""
 
 import math
+from typing import Optional
 
 import torch
 
-from .distributed import all_reduce_sum
+from ..utils.distributed import all_reduce_sum, reduction_device
 
 
 class CodebookUsage:
@@ -12,22 +13,36 @@ class CodebookUsage:
 
     usage = fraction of the K codes hit at least once; perplexity = exp(entropy of the
     normalised histogram). ``compute(all_reduce=True)`` sums counts over processes first.
+
+    The counts are an int64 tensor on the device of the indices (or ``device`` when given):
+    exact, and reducible by every backend (NCCL reduces CUDA tensors only, MPS has no
+    float64), so the all-reduce runs on the accelerator's device.
     """
 
-    def __init__(self, codebook_size: int):
+    def __init__(self, codebook_size: int, device: Optional[torch.device] = None):
+        if not isinstance(codebook_size, int) or codebook_size < 1:
+            raise ValueError(f"codebook_size must be a positive integer; got {codebook_size!r}.")
         self.codebook_size = codebook_size
-        self.counts = torch.zeros(codebook_size, dtype=torch.float64)
+        self.counts = None if device is None else torch.zeros(codebook_size, dtype=torch.long, device=device)
 
     def update(self, indices: torch.Tensor) -> None:
         flat = indices.detach().reshape(-1).long()
-        if flat.numel() and (flat.min() < 0 or flat.max() >= self.codebook_size):
-            raise ValueError(f"indices out of range [0, {self.codebook_size}): min {int(flat.min())}, max {int(flat.max())}.")
-        self.counts += torch.bincount(flat.cpu(), minlength=self.codebook_size).double()
+        if not flat.numel():
+            return
+        low, high = torch.stack(torch.aminmax(flat)).tolist()
+        if low < 0 or high >= self.codebook_size:
+            raise ValueError(f"indices out of range [0, {self.codebook_size}): min {low}, max {high}.")
+        if self.counts is None:
+            self.counts = torch.zeros(self.codebook_size, dtype=torch.long, device=flat.device)
+        self.counts += torch.bincount(flat, minlength=self.codebook_size).to(self.counts.device)
 
     def compute(self, all_reduce: bool = False) -> dict:
         counts = self.counts
+        if counts is None:  # no indices seen here; other processes may have some
+            counts = torch.zeros(self.codebook_size, dtype=torch.long, device=reduction_device())
         if all_reduce:
             counts = all_reduce_sum(counts.clone())
+        counts = counts.double().cpu()
         total = counts.sum().item()
         if total == 0:
             return {"codebook_usage": 0.0, "perplexity": 0.0, "num_tokens": 0}
@@ -39,3 +54,6 @@ class CodebookUsage:
             "perplexity": math.exp(entropy),
             "num_tokens": int(total),
         }
+
+
+__all__ = ["CodebookUsage"]

@@ -4,6 +4,8 @@ Everything beyond the plain lookup (EMA codebook updates, k-means initialisation
 entropy regularisation, dead-code re-initialisation) is a separate
 :class:`~hf_vq.quantizers.behaviours.CodebookBehaviour` passed in ``behaviours``, so each
 stays small and they compose: ``VectorQuantizer(64, 512, behaviours=[KMeansInit(), EMAUpdate()])``.
+Behaviours change the codebook only through :meth:`VectorQuantizer.set_codes`, which
+refuses non-finite values and tells the other behaviours.
 """
 
 from typing import Iterable, Optional
@@ -12,13 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import Quantizer
 from .nearest import DEFAULT_CHUNK_ELEMENTS, nearest_code
-from .output import QuantizerOutput, batch_perplexity
 
 DISTANCES = ("euclidean", "cosine")
+CODEBOOK_INITS = ("uniform", "normal")
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(Quantizer):
     """Quantise channel-last vectors ``(..., dim)`` to their nearest codebook entry.
 
     Args:
@@ -53,8 +56,13 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"Unknown distance {distance!r}; choose one of {DISTANCES}.")
-        if codebook_init not in ("uniform", "normal"):
-            raise ValueError(f"Unknown codebook_init {codebook_init!r}; choose 'uniform' or 'normal'.")
+        if codebook_init not in CODEBOOK_INITS:
+            raise ValueError(f"Unknown codebook_init {codebook_init!r}; choose one of {CODEBOOK_INITS}.")
+        for name, value in (("dim", dim), ("codebook_size", codebook_size), ("codebook_dim", codebook_dim or dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__} {name} must be a positive integer; got {value!r}.")
+        if beta < 0:
+            raise ValueError(f"beta (commitment weight) must be >= 0; got {beta}.")
         self.dim = dim
         self.codebook_size = codebook_size
         self.codebook_dim = codebook_dim or dim
@@ -63,14 +71,12 @@ class VectorQuantizer(nn.Module):
         self.beta = beta
         self.legacy_beta = legacy_beta
         self.max_search_elements = max_search_elements
+        self.codebook_init = codebook_init
 
         needs_projection = self.codebook_dim != dim
         self.project_in = nn.Linear(dim, self.codebook_dim) if needs_projection else nn.Identity()
         self.project_out = nn.Linear(self.codebook_dim, dim) if needs_projection else nn.Identity()
-
-        self.codebook_init = codebook_init
-        self.codebook = nn.Parameter(torch.empty(codebook_size, self.codebook_dim))
-        nn.init.uniform_(self.codebook, -1.0 / codebook_size, 1.0 / codebook_size)
+        self._create_codebook()
 
         self.behaviours = nn.ModuleList(behaviours)
         for behaviour in self.behaviours:
@@ -81,44 +87,98 @@ class VectorQuantizer(nn.Module):
         if not self.learns_codebook_by_gradient:
             self.codebook.requires_grad_(False)
 
+    # -- the stored codebook -----------------------------------------------------------
+    def _create_codebook(self) -> None:
+        """Register the stored codes ``self.codebook`` (K, codebook_dim)."""
+        self.codebook = nn.Parameter(torch.empty(self.codebook_size, self.codebook_dim))
+        # Drawn here and again by reset_codebook: this first draw keeps the random stream of
+        # earlier releases, so a seed still gives the same model weights.
+        nn.init.uniform_(self.codebook, -1.0 / self.codebook_size, 1.0 / self.codebook_size)
+
     @torch.no_grad()
-    def reset_codebook(self) -> None:
-        """Draw a fresh codebook and reset every behaviour's state to match it."""
+    def _draw_codebook(self) -> None:
         if self.codebook_init == "uniform":
             nn.init.uniform_(self.codebook, -1.0 / self.codebook_size, 1.0 / self.codebook_size)
         else:
             nn.init.normal_(self.codebook)
+
+    @torch.no_grad()
+    def reset_codebook(self) -> None:
+        """Draw a fresh codebook and reset every behaviour's state to match it."""
+        self._draw_codebook()
         for behaviour in self.behaviours:
             behaviour.reset_state(self)
 
-    # -- the lookup table ------------------------------------------------------------
-    def lookup_table(self) -> torch.Tensor:
-        """The codes as used for output (normalised when ``l2_norm``), in codebook space."""
-        return F.normalize(self.codebook, dim=-1) if self.l2_norm else self.codebook
+    @torch.no_grad()
+    def set_codes(self, values: torch.Tensor, indices: Optional[torch.Tensor] = None, source=None) -> None:
+        """The one way to change the stored codebook: ``codebook[indices] = values`` (all rows when None).
 
-    def to_search_space(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Vectors (codebook space) as compared with codes: normalised for l2/cosine."""
-        if self.l2_norm or self.distance == "cosine":
-            return F.normalize(vectors, dim=-1)
-        return vectors
+        Refuses non-finite values (the codebook is left unchanged) so that one bad batch
+        cannot poison it, then tells every behaviour except ``source`` through
+        ``on_codebook_changed(vq, indices)``.
+        """
+        if not bool(torch.isfinite(values).all()):
+            who = f" from {type(source).__name__}" if source is not None else ""
+            raise ValueError(
+                f"Refusing to write NaN or inf into the codebook{who}; the codebook is left unchanged. "
+                "Check the inputs of this training step (non-finite latents or statistics)."
+            )
+        # Through .data: a forward may have saved the codebook for backward (F.normalize, the
+        # entropy term); the update must not invalidate that graph (the previous values' graph
+        # is what this step's gradient belongs to).
+        if indices is None:
+            self.codebook.data.copy_(values)
+        else:
+            self.codebook.data[indices] = values.to(self.codebook.dtype)
+        for behaviour in self.behaviours:
+            if behaviour is not source:
+                behaviour.on_codebook_changed(self, indices)
 
-    def search_table(self) -> torch.Tensor:
-        if self.l2_norm or self.distance == "cosine":
-            return F.normalize(self.codebook, dim=-1)
+    # -- the tables --------------------------------------------------------------------
+    @property
+    def uses_cosine(self) -> bool:
+        """True when the search compares directions (l2-normalised vectors and codes)."""
+        return self.l2_norm or self.distance == "cosine"
+
+    def codebook_table(self) -> torch.Tensor:
+        """The codes as the quantizer maps them, before any normalisation (the stored codebook here)."""
         return self.codebook
 
-    def search(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Nearest-code indices for codebook-space vectors (N, codebook_dim)."""
-        return nearest_code(
-            self.to_search_space(vectors.detach()), self.search_table().detach(), self.max_search_elements
-        )
+    def lookup_table(self) -> torch.Tensor:
+        """The codes as used for output (normalised when ``l2_norm``), in codebook space."""
+        table = self.codebook_table()
+        return F.normalize(table, dim=-1) if self.l2_norm else table
 
-    # -- forward ---------------------------------------------------------------------
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        if z.shape[-1] != self.dim:
-            raise ValueError(f"VectorQuantizer expects channel-last input (..., {self.dim}); got {tuple(z.shape)}.")
-        leading_shape = z.shape[:-1]
-        vectors = self.project_in(z.reshape(-1, self.dim))
+    def to_search_space(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Vectors (codebook space) as compared with codes: normalised when ``uses_cosine``."""
+        return F.normalize(vectors, dim=-1) if self.uses_cosine else vectors
+
+    def search_table(self) -> torch.Tensor:
+        """The codes as compared with vectors: normalised when ``uses_cosine``."""
+        return self.to_search_space(self.codebook_table())
+
+    def search(self, vectors: torch.Tensor, search_table: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Nearest-code indices for codebook-space vectors (N, codebook_dim)."""
+        table = self.search_table() if search_table is None else search_table
+        return nearest_code(self.to_search_space(vectors.detach()), table.detach(), self.max_search_elements)
+
+    # -- the steps of forward ----------------------------------------------------------
+    def loss_terms(self, vectors: torch.Tensor, codes: torch.Tensor) -> dict:
+        """Weighted commitment (and codebook, unless a behaviour owns the codebook) terms."""
+        commitment = F.mse_loss(vectors, codes.detach())
+        if not self.learns_codebook_by_gradient:
+            return {"commitment": self.beta * commitment}
+        codebook = F.mse_loss(codes, vectors.detach())
+        if self.legacy_beta:
+            return {"commitment": commitment, "codebook": self.beta * codebook}
+        return {"commitment": self.beta * commitment, "codebook": codebook}
+
+    def straight_through(self, vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """codes + (v - sg(v)): the value is exactly the code, the gradient flows to v."""
+        return codes + (vectors - vectors.detach())
+
+    def _quantize(self, z: torch.Tensor, with_losses: bool):
+        vectors = self.project_in(z)
         if self.l2_norm:
             vectors = F.normalize(vectors, dim=-1)
 
@@ -126,49 +186,33 @@ class VectorQuantizer(nn.Module):
             for behaviour in self.behaviours:
                 behaviour.before_search(self, vectors.detach())
 
-        indices = self.search(vectors)
-        codes = F.embedding(indices, self.lookup_table())
+        table = self.codebook_table()
+        search_table = self.to_search_space(table)
+        indices = self.search(vectors, search_table)
+        lookup_table = search_table if self.l2_norm else table
+        codes = F.embedding(indices, lookup_table)
 
-        commitment = F.mse_loss(vectors, codes.detach())
         loss_terms = {}
-        if self.learns_codebook_by_gradient:
-            codebook = F.mse_loss(codes, vectors.detach())
-            if self.legacy_beta:
-                loss_terms["commitment"] = commitment
-                loss_terms["codebook"] = self.beta * codebook
-            else:
-                loss_terms["commitment"] = self.beta * commitment
-                loss_terms["codebook"] = codebook
-        else:
-            loss_terms["commitment"] = self.beta * commitment
-
-        for behaviour in self.behaviours:
-            loss_terms.update(behaviour.loss_terms(self, vectors))
+        if with_losses:
+            loss_terms = self.loss_terms(vectors, codes)
+            for behaviour in self.behaviours:
+                loss_terms.update(behaviour.loss_terms(self, vectors))
 
         if self.training:
             for behaviour in self.behaviours:
                 behaviour.after_search(self, vectors.detach(), indices)
 
-        # codes + (v - sg(v)): the value is exactly the code, the gradient flows to v.
-        quantized = codes + (vectors - vectors.detach())
-        quantized = self.project_out(quantized).reshape(*leading_shape, self.dim)
-        return QuantizerOutput(
-            quantized=quantized,
-            indices=indices.reshape(leading_shape),
-            loss=sum(loss_terms.values()),
-            loss_terms=loss_terms,
-            perplexity=batch_perplexity(indices, self.codebook_size),
-        )
+        quantized = self.project_out(self.straight_through(vectors, codes))
+        return quantized, indices, loss_terms
 
-    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """Indices (...) -> the vectors (..., dim) that ``forward`` outputs for them."""
-        if indices.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"indices must be an integer tensor; got {indices.dtype}.")
-        codes = F.embedding(indices.long(), self.lookup_table())
-        return self.project_out(codes)
+    def _indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.project_out(F.embedding(indices, self.lookup_table()))
 
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, codebook_size={self.codebook_size}, codebook_dim={self.codebook_dim}, "
             f"l2_norm={self.l2_norm}, distance={self.distance!r}, beta={self.beta}, legacy_beta={self.legacy_beta}"
         )
+
+
+__all__ = ["DISTANCES", "VectorQuantizer"]

@@ -1,9 +1,8 @@
 """FSQ-VAE configuration (SimpleCNN + FSQ)."""
 
-import math
-
 from huggingface_hub.dataclasses import strict
 
+from ...quantizers import FSQ
 from ..simple_cnn import SimpleCNNConfig
 
 
@@ -25,10 +24,9 @@ class FSQVAEConfig(SimpleCNNConfig):
     codebook_dim: int | None = None
 
     def __post_init__(self, **kwargs):
+        size = FSQ.codebook_size_for(self.levels)
         self.levels = [int(level) for level in self.levels]
-        if not self.levels or min(self.levels) < 2:
-            raise ValueError(f"levels must be a non-empty list of integers >= 2; got {self.levels}.")
-        size, dim = math.prod(self.levels), len(self.levels)
+        dim = len(self.levels)
         if self.codebook_size not in (None, size) or self.codebook_dim not in (None, dim):
             raise ValueError(
                 f"levels {self.levels} give codebook_size {size} and codebook_dim {dim}; got codebook_size="

@@ -2,6 +2,7 @@
 
 from huggingface_hub.dataclasses import strict
 
+from ...quantizers import LFQ
 from ..simple_cnn import SimpleCNNConfig
 
 
@@ -26,9 +27,7 @@ class LFQVAEConfig(SimpleCNNConfig):
     entropy_temperature: float = 0.01
 
     def __post_init__(self, **kwargs):
-        if not 1 <= self.codebook_dim <= 20:
-            raise ValueError(f"codebook_dim (bits) must be in [1, 20]; got {self.codebook_dim}.")
-        size = 2**self.codebook_dim
+        size = LFQ.codebook_size_for(self.codebook_dim)
         if self.codebook_size not in (None, size):
             raise ValueError(
                 f"codebook_dim {self.codebook_dim} gives codebook_size {size}; got {self.codebook_size}. "

@@ -1,0 +1,113 @@
+"""The one quantizer base: input check, ``_quantize``, output packing, ``reset_codebook``.
+
+Every quantizer (VectorQuantizer and SimVQ, FSQ, LFQ, and the ones to come) subclasses
+:class:`Quantizer` and implements two steps on flat vectors:
+
+* ``_quantize(vectors, with_losses)``: ``vectors`` is ``(N, dim)``; returns the quantized
+  vectors ``(N, dim)`` (straight-through to ``vectors``), the indices ``(N,)`` and a dict of
+  weighted loss terms;
+* ``_indices_to_codes(indices)``: LongTensor ``(...)`` already checked to lie in
+  ``[0, codebook_size)`` -> the vectors ``(..., dim)`` that ``forward`` outputs for them.
+
+The base checks what comes in (shape, dtype, finite values; integer indices in range),
+reshapes, and packs :class:`QuantizerOutput`, so no quantizer repeats those checks.
+
+Loss rule: loss terms are computed only when they can be used, i.e. when the module is
+training or autograd is enabled (``with_losses = self.training or torch.is_grad_enabled()``).
+At inference (``eval()`` under ``torch.no_grad()``) ``forward`` pays for the search only:
+``loss_terms`` is empty and ``loss`` is a zero scalar.
+"""
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn as nn
+
+from .output import QuantizerOutput, batch_perplexity
+
+
+class Quantizer(nn.Module, ABC):
+    """Base class of every quantizer: ``forward(z (..., dim)) -> QuantizerOutput``.
+
+    Subclasses set ``dim`` (input channels) and ``codebook_size`` (number of codes) in their
+    constructor and implement ``_quantize`` and ``_indices_to_codes`` (see the module docstring).
+    """
+
+    dim: int
+    codebook_size: int
+
+    # -- what subclasses implement ----------------------------------------------------
+    @abstractmethod
+    def _quantize(self, vectors: torch.Tensor, with_losses: bool):
+        """(N, dim) vectors -> (quantized (N, dim), indices (N,), {name: weighted loss term})."""
+
+    @abstractmethod
+    def _indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """LongTensor (...) in [0, codebook_size) -> codes (..., dim) as ``forward`` outputs them."""
+
+    @torch.no_grad()
+    def reset_codebook(self) -> None:
+        """Draw a fresh codebook and reset the state that depends on it.
+
+        Quantizers without a stored codebook (FSQ, LFQ) have nothing to reset.
+        """
+
+    # -- the shared contract ----------------------------------------------------------
+    def computes_losses(self) -> bool:
+        """True when loss terms can be used: in training or with autograd enabled."""
+        return self.training or torch.is_grad_enabled()
+
+    def check_input(self, z) -> None:
+        """Raise a ValueError naming the problem and the fix for input that is not (..., dim) floats."""
+        name = type(self).__name__
+        if not isinstance(z, torch.Tensor):
+            raise ValueError(f"{name} expects a torch.Tensor of shape (..., {self.dim}); got {type(z).__name__}.")
+        if z.ndim < 1 or z.shape[-1] != self.dim:
+            hint = (f" Channel-first latents (batch, {self.dim}, h, w) need .permute(0, 2, 3, 1)."
+                    if z.ndim >= 2 and z.shape[1] == self.dim else "")
+            raise ValueError(f"{name} expects input (..., {self.dim}), channel-last; got shape {tuple(z.shape)}.{hint}")
+        if not z.is_floating_point():
+            raise ValueError(f"{name} expects floating-point input; got dtype {z.dtype}. Convert with z.float().")
+        if z.numel() == 0:
+            raise ValueError(f"{name} got an empty input of shape {tuple(z.shape)}; pass at least one vector.")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(
+                f"{name} input contains NaN or inf values. Non-finite latents usually mean non-finite pixels "
+                "or a diverged encoder: check the input images and lower the learning rate."
+            )
+
+    def check_indices(self, indices) -> None:
+        """Raise a ValueError unless ``indices`` is an integer tensor with values in [0, codebook_size)."""
+        name = type(self).__name__
+        if not isinstance(indices, torch.Tensor):
+            raise ValueError(f"{name} indices must be an integer torch.Tensor; got {type(indices).__name__}.")
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise ValueError(f"{name} indices must be an integer tensor; got dtype {indices.dtype}. Use indices.long().")
+        if indices.numel():
+            low, high = torch.stack(torch.aminmax(indices.long())).tolist()
+            if low < 0 or high >= self.codebook_size:
+                raise ValueError(
+                    f"{name} indices must be in [0, {self.codebook_size}); got values in [{low}, {high}]."
+                )
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        self.check_input(z)
+        with_losses = self.computes_losses()
+        quantized, indices, loss_terms = self._quantize(z.reshape(-1, self.dim), with_losses)
+        loss_terms = dict(loss_terms) if with_losses else {}
+        loss = sum(loss_terms.values()) if loss_terms else z.new_zeros(())
+        return QuantizerOutput(
+            quantized=quantized.reshape(z.shape),
+            indices=indices.reshape(z.shape[:-1]),
+            loss=loss,
+            loss_terms=loss_terms,
+            perplexity=batch_perplexity(indices, self.codebook_size),
+        )
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices (...) -> the vectors (..., dim) that ``forward`` outputs for them."""
+        self.check_indices(indices)
+        return self._indices_to_codes(indices.long())
+
+
+__all__ = ["Quantizer"]

@@ -1,0 +1,4 @@
+"""Helpers every layer of hf_vq may use; this package imports no other hf_vq layer.
+
+Import the submodules directly (``from hf_vq.utils.distributed import all_reduce_sum``).
+"""
