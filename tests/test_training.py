@@ -116,3 +116,10 @@ def test_every_section_is_typed_and_validated_at_load(tmp_path):
     for override, message in bad.items():
         with pytest.raises(ConfigError, match=message):
             load_config(None, list(override))
+
+
+def test_unknown_model_type_is_named_at_load():
+    from hf_vq.training import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.model_type must be one of \[.*'vqvae'.*\]; got 'vqvea'"):
+        load_config(None, ["--model.model_type", "vqvea"])

@@ -324,13 +324,11 @@ class EvalArguments(_Section):
 
 
 def _model_config_class(model_type: str):
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from ..models import TOKENIZERS
 
-    import hf_vq  # noqa: F401  (registers the hf_vq configs with the Auto classes)
-
-    if model_type not in CONFIG_MAPPING:
-        raise ConfigError(f"model.model_type {model_type!r} is not a registered model type (e.g. vqvae, fsq_vae, vqgan).")
-    return CONFIG_MAPPING[model_type]
+    if model_type not in TOKENIZERS:
+        raise ConfigError(f"model.model_type must be one of {sorted(TOKENIZERS)}; got {model_type!r}.")
+    return TOKENIZERS[model_type][0]
 
 
 def _config_field_types(config_class) -> dict:

@@ -418,8 +418,10 @@ class TrainingEngine:
         if self.accelerator.num_processes > 1:
             bad = self.accelerator.reduce(bad.to(self.device), reduction="sum")
         if bad.item() > 0:
-            detail = ", ".join(f"{name}={float(value)}" for name, value in terms.items()
-                               if not math.isfinite(float(value))) or "on another process"
+            values = {name: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+                      for name, value in terms.items()}
+            detail = ", ".join(f"{name}={value}" for name, value in values.items()
+                               if not math.isfinite(value)) or "on another process"
             raise NonFiniteLossError(f"Non-finite loss at step {step}: {detail}. Stopping; {self._last_good()}. "
                                      + _NAN_ADVICE)
 
