@@ -68,12 +68,16 @@ def test_cli_tokenize_train_resume_generate(tokenizer_dir, image_dataset, tmp_pa
     assert Image.open(images_dir / "grid.png").size == (32, 32)
 
 
-def test_cli_convert_llamagen_gpt(tmp_path):
+def test_cli_convert_llamagen_gpt(tmp_path, capsys):
     # The tiny official fixture has 64 hidden units, no preset: check the error path and the preset plumbing.
     checkpoint = tmp_path / "c2i_tiny.pt"
     torch.save(torch.load(FIXTURE, weights_only=True)["mha"]["checkpoint"], checkpoint)
+    # A user error: one line and exit status 2 (issue 15), the traceback only with --debug.
+    args = ["convert", "llamagen-gpt", str(checkpoint), str(tmp_path / "out"), "--preset", "GPT-B", "--block-size", "16"]
+    assert main(args) == 2
+    assert "hf-vq: error:" in capsys.readouterr().err
     with pytest.raises(ValueError, match="preset GPT-B"):
-        main(["convert", "llamagen-gpt", str(checkpoint), str(tmp_path / "out"), "--preset", "GPT-B", "--block-size", "16"])
+        main([*args, "--debug"])
 
 
 def test_readme_walkthrough_demo_tokenizer_to_tokens_to_tiny_gpt_to_a_grid(tmp_path):

@@ -93,7 +93,8 @@ def test_prepare_push_folder_writes_card_and_processor(tmp_path):
 
 def test_push_uploads_the_prepared_folder(tmp_path):
     run = _saved_run(tmp_path / "run", 0, 32, {"codebook_usage": 0.5, "psnr": 20.0})
-    with mock.patch("hf_vq.hub.HfApi") as api_class:
+    with mock.patch("huggingface_hub.HfApi") as api_class:
+        api_class.return_value.create_repo.return_value.repo_id = "someone/tiny-vq"
         push_to_hub(run, "someone/tiny-vq", private=True)
     api = api_class.return_value
     api.create_repo.assert_called_once_with("someone/tiny-vq", private=True, exist_ok=True)
@@ -105,7 +106,7 @@ def test_push_uploads_the_prepared_folder(tmp_path):
 
 def test_push_cli_dry_run_lists_files_without_uploading(tmp_path, capsys):
     run = _saved_run(tmp_path / "run", 0, 32)
-    with mock.patch("hf_vq.hub.HfApi") as api_class:
+    with mock.patch("huggingface_hub.HfApi") as api_class:
         assert main(["push", str(run), "someone/tiny-vq", "--dry-run"]) == 0
     api_class.assert_not_called()
     out = capsys.readouterr().out
@@ -119,14 +120,57 @@ def test_model_push_to_hub_uploads_model_processor_and_card():
 
     def read_folder(**kwargs):  # the temporary folder is gone after the call: read it now
         folder = Path(kwargs["folder_path"])
-        uploaded.update({name: (folder / name).read_bytes() for name in kwargs["allow_patterns"]})
+        uploaded.update({path.name: path.read_bytes() for path in folder.iterdir()})
+        uploaded["kwargs"] = kwargs
 
-    with mock.patch("hf_vq.hub.HfApi") as api_class:
+    with mock.patch("huggingface_hub.HfApi") as api_class:
+        api_class.return_value.create_repo.return_value.repo_id = "someone/tiny-vq"
         api_class.return_value.upload_folder.side_effect = read_folder
-        model.push_to_hub("someone/tiny-vq", metrics={"codebook_usage": 0.5, "psnr": 20.0})
+        model.push_to_hub("someone/tiny-vq", metrics={"codebook_usage": 0.5, "psnr": 20.0}, create_pr=True,
+                          revision="dev", commit_description="why", tags=["demo"])
     assert {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"} <= set(uploaded)
     card = uploaded["README.md"].decode()
-    assert "vqvae" in card and "| 50.00% | 20.0000 |" in card
+    assert "vqvae" in card and "| 50.00% | 20.0000 |" in card and "- demo" in card
     assert json.loads(uploaded["preprocessor_config.json"])["size"] == 16
-    with pytest.raises(ValueError, match="Unsupported push_to_hub arguments"):
+    kwargs = uploaded["kwargs"]
+    assert (kwargs["create_pr"], kwargs["revision"], kwargs["commit_description"]) == (True, "dev", "why")
+    with pytest.raises(TypeError, match="safe_serialization"):
         model.push_to_hub("someone/tiny-vq", safe_serialization=False)
+
+
+def test_model_push_to_hub_keeps_every_transformers_argument():
+    """hf_vq adds the image processor and the card to transformers' push_to_hub; it never narrows it."""
+    import inspect
+
+    from transformers import PreTrainedModel
+
+    ours = inspect.signature(hf_vq.VQVAEModel.push_to_hub).parameters
+    theirs = inspect.signature(PreTrainedModel.push_to_hub).parameters
+    for name, parameter in theirs.items():
+        assert name in ours, f"push_to_hub lost transformers' argument {name!r}"
+        assert ours[name].default == parameter.default, name
+    assert {"image_processor", "metrics", "model_card"} <= set(ours)
+
+
+def test_model_push_to_hub_takes_a_card_passed_in():
+    model = hf_vq.VQVAEModel(hf_vq.VQVAEConfig(hidden_dim=16, codebook_size=32, codebook_dim=8, image_size=16))
+    uploaded = {}
+    with mock.patch("huggingface_hub.HfApi") as api_class:
+        api_class.return_value.upload_folder.side_effect = lambda **kwargs: uploaded.update(
+            card=(Path(kwargs["folder_path"]) / "README.md").read_text())
+        model.push_to_hub("someone/tiny-vq", model_card="# My own card\n")
+    assert uploaded["card"] == "# My own card\n"
+
+
+def test_push_without_network_says_the_hub_cannot_be_reached(tmp_path, capsys):
+    import httpx2
+
+    run = _saved_run(tmp_path / "run", 0, 32)
+    with mock.patch("huggingface_hub.HfApi") as api_class:
+        api_class.return_value.create_repo.side_effect = httpx2.ConnectError("Name or service not known")
+        assert main(["push", str(run), "someone/tiny-vq"]) == 2
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.startswith("hf-vq")]  # (transformers' progress bars aside)
+    assert "Traceback" not in stderr
+    assert len(err) == 1 and err[0].startswith("hf-vq: error: The Hugging Face Hub cannot be reached")
+    assert "hf auth login" in err[0] and "--dry-run" in err[0]

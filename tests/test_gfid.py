@@ -7,8 +7,9 @@ import torch
 from test_evaluation_pipeline import TinyFeatures  # the stand-in FID feature extractor
 
 import hf_vq
+from hf_vq.evaluation import compute_gfid
 from hf_vq.evaluation.fid import FIDStatistics, MissingWeightsError
-from hf_vq.generation import compute_gfid, generate_samples
+from hf_vq.generation import generate_samples
 
 
 def numpy_fid(f1, f2):

@@ -1,54 +1,43 @@
 """hf_vq: Hugging Face-native discrete image tokenizers.
 
-Importing ``hf_vq`` registers every tokenizer with ``AutoConfig``, ``AutoModel`` and
-``AutoImageProcessor``, and the autoregressive GPTs with ``AutoConfig`` and ``AutoModel``.
+``import hf_vq`` registers every tokenizer with ``AutoConfig``, ``AutoModel`` and
+``AutoImageProcessor``, and the autoregressive GPTs with ``AutoConfig`` and ``AutoModel``
+(``hf_vq.models.auto.register_auto_classes``). The classes below are imported on first use,
+so ``import hf_vq`` itself loads no torch, diffusers, datasets or evaluation code.
 """
 
-from .models import (
-    CVQVAEConfig,
-    CVQVAEModel,
-    FSQVAEConfig,
-    FSQVAEModel,
-    LFQVAEConfig,
-    LFQVAEModel,
-    LlamaGenGPTConfig,
-    LlamaGenGPTModel,
-    LlamaGenGPTPreTrainedModel,
-    LlamaGenVQConfig,
-    LlamaGenVQModel,
-    SimVQVAEConfig,
-    SimVQVAEModel,
-    VQGANConfig,
-    VQGANModel,
-    VQTokenizerPreTrainedModel,
-    VQVAEConfig,
-    VQVAEModel,
-    register_auto_classes,
-)
-from .processing import VQImageProcessor
-
-register_auto_classes()
+from .models.auto import register_auto_classes
+from .utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CVQVAEConfig",
-    "CVQVAEModel",
-    "FSQVAEConfig",
-    "FSQVAEModel",
-    "LFQVAEConfig",
-    "LFQVAEModel",
-    "LlamaGenVQConfig",
-    "LlamaGenVQModel",
-    "SimVQVAEConfig",
-    "SimVQVAEModel",
-    "VQGANConfig",
-    "VQGANModel",
-    "VQImageProcessor",
-    "VQVAEConfig",
-    "VQVAEModel",
-    "VQTokenizerPreTrainedModel",
-    "LlamaGenGPTConfig",
-    "LlamaGenGPTModel",
-    "LlamaGenGPTPreTrainedModel",
-]
+_EXPORTS = {
+    "CVQVAEConfig": ".models",
+    "CVQVAEModel": ".models",
+    "FSQVAEConfig": ".models",
+    "FSQVAEModel": ".models",
+    "LFQVAEConfig": ".models",
+    "LFQVAEModel": ".models",
+    "LlamaGenVQConfig": ".models",
+    "LlamaGenVQModel": ".models",
+    "SimVQVAEConfig": ".models",
+    "SimVQVAEModel": ".models",
+    "TiTokConfig": ".models",
+    "TiTokModel": ".models",
+    "VQGANConfig": ".models",
+    "VQGANModel": ".models",
+    "VQGANLCConfig": ".models",
+    "VQGANLCModel": ".models",
+    "VQImageProcessor": ".processing",
+    "VQVAEConfig": ".models",
+    "VQVAEModel": ".models",
+    "VQTokenizerPreTrainedModel": ".models",
+    "LlamaGenGPTConfig": ".models",
+    "LlamaGenGPTModel": ".models",
+    "LlamaGenGPTPreTrainedModel": ".models",
+    "UsageError": ".utils.errors",
+}
+__all__ = [*_EXPORTS, "register_auto_classes"]
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+register_auto_classes()

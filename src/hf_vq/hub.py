@@ -1,103 +1,42 @@
-"""Model cards and uploads to the Hugging Face Hub.
+"""Model cards and uploads of saved tokenizer folders to the Hugging Face Hub.
 
 ``push_to_hub(model_dir, repo_id)`` = ``prepare_push_folder`` (write README.md from the
 packaged card template ``hf_vq/model_cards/tokenizer.md``, make sure the image
-processor is there, list the files) + one ``HfApi.upload_folder`` call. The template is
-the only copy: it ships as package data, and ``model_card_template_path()`` finds it.
+processor is there, list the files) + one upload commit. The card is rendered by
+``hf_vq.utils.model_card`` from the folder's records (config, training record, metrics);
+``model.push_to_hub`` uses the same renderer for an in-memory model.
 """
 
 import fnmatch
 import json
-import tempfile
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard, ModelCardData
+from .evaluation.benchmark import METRICS_FILES
+from .utils.hub_upload import upload_folder_to_hub
+from .utils.model_card import CONFIG_FIELDS_NOT_SUMMARISED, MODEL_CARDS_DIR, model_card_template_path, render_tokenizer_card
 
-from .evaluation.benchmark import METRICS_FILES, metrics_markdown
-
-MODEL_CARDS_DIR = Path(__file__).parent / "model_cards"
 # Not part of a model repository: training checkpoints, caches, hidden files.
 IGNORED_PATTERNS = ("checkpoint-*", "checkpoints", ".*", "__pycache__", "*.pyc", "logs", "runs")
-# Model-config fields that are bookkeeping, not architecture.
-CONFIG_FIELDS_NOT_SUMMARISED = {
-    "architectures", "transformers_version", "dtype", "torch_dtype", "auto_map", "output_hidden_states",
-    "return_dict", "output_attentions", "chunk_size_feed_forward", "problem_type", "id2label", "label2id",
-    "tie_word_embeddings", "is_encoder_decoder", "model_type",
-}
-
-
-def model_card_template_path(name: str = "tokenizer") -> Path:
-    path = MODEL_CARDS_DIR / f"{name}.md"
-    if not path.is_file():
-        available = sorted(p.stem for p in MODEL_CARDS_DIR.glob("*.md"))
-        raise ValueError(f"No model card template {name!r}; available: {available}.")
-    return path
 
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _describe_training(train_config: dict, metrics: dict):
-    data = train_config.get("data") or {}
-    training = train_config.get("training") or {}
-    if data:
-        training_data = f"{data.get('dataset', 'unknown')} at {data.get('image_size', '?')}px (random crop + flip)"
-    else:
-        training_data = "not recorded (no train_config.json)"
-    steps = metrics.get("train_steps") or training.get("max_steps") or "not recorded"
-    summary_keys = ("batch_size", "learning_rate", "adam_beta1", "adam_beta2", "weight_decay", "max_grad_norm")
-    summary = ", ".join(f"{key} {training[key]}" for key in summary_keys if training.get(key) is not None)
-    return training_data, steps, summary
-
-
-def render_model_card(model_dir, repo_id: str | None = None) -> ModelCard:
+def render_model_card(model_dir, repo_id: str | None = None):
     """The card of the tokenizer saved in ``model_dir`` (config, training record, metrics)."""
     from transformers import AutoModel
-
-    import hf_vq  # noqa: F401  (registers the tokenizers with AutoModel)
 
     model_dir = Path(model_dir)
     config = _read_json(model_dir / "config.json")
     if not config:
         raise FileNotFoundError(f"{model_dir} has no config.json: save the model with save_pretrained first.")
     model = AutoModel.from_pretrained(model_dir)
-    train_config = _read_json(model_dir / "train_config.json")
     metrics = next((_read_json(model_dir / name) for name in METRICS_FILES if (model_dir / name).is_file()), {})
-    repo_id = repo_id or model_dir.name
-    image_size = int(config.get("image_size", 0))
-    downsample = getattr(model, "downsample_factor", None)
-    grid = image_size // downsample if downsample else None
-    training_data, train_steps, training_summary = _describe_training(train_config, metrics)
-    reference = metrics.get("rfid_reference")
-
-    card_data = ModelCardData(
-        library_name="hf_vq",
-        license="apache-2.0",
-        tags=["hf_vq", "image-tokenizer", "vector-quantization", config.get("model_type", "tokenizer")],
-        model_name=repo_id.split("/")[-1],
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(model_card_template_path("tokenizer")),
-        model_name=repo_id.split("/")[-1],
-        repo_id=repo_id,
-        model_type=config.get("model_type"),
-        model_class=type(model).__name__,
-        image_size=image_size,
-        downsample_factor=downsample or "-",
-        num_tokens=grid * grid if grid else "its",
-        token_layout=f"{grid}x{grid} tokens" if grid else "tokens",
-        codebook_size=config.get("codebook_size"),
-        num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
-        config_summary={k: v for k, v in sorted(config.items()) if k not in CONFIG_FIELDS_NOT_SUMMARISED},
-        training_data=training_data,
-        train_steps=train_steps,
-        training_summary=training_summary,
-        metrics_table=metrics_markdown(metrics) if metrics else None,
-        perplexity=f"{metrics['perplexity']:.2f}" if metrics.get("perplexity") is not None else "-",
-        eval_data=metrics.get("eval_data", "not recorded"),
-        rfid_reference=f"{reference['description']} ({reference['num_images']} images)" if reference else None,
+    return render_tokenizer_card(
+        config, repo_id or model_dir.name, type(model).__name__, model.num_parameters(),
+        downsample_factor=getattr(model, "downsample_factor", None),
+        train_config=_read_json(model_dir / "train_config.json"), metrics=metrics,
     )
 
 
@@ -110,6 +49,8 @@ def prepare_push_folder(model_dir, repo_id: str) -> list:
     from .processing import VQImageProcessor
 
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"Model folder {model_dir} does not exist: give the folder the model was saved to.")
     weights = list(model_dir.glob("*.safetensors")) + list(model_dir.glob("*.bin"))
     if not (model_dir / "config.json").is_file() or not weights:
         raise FileNotFoundError(
@@ -127,25 +68,38 @@ def prepare_push_folder(model_dir, repo_id: str) -> list:
     )
 
 
-def push_to_hub(model_dir, repo_id: str, private: bool | None = None, token=None, commit_message: str | None = None):
-    """Upload the model, its image processor and its card from ``model_dir`` to ``repo_id``."""
+def push_to_hub(
+    model_dir,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    private: bool | None = None,
+    token=None,
+    revision: str | None = None,
+    create_pr: bool = False,
+):
+    """Upload the model, its image processor and its card from ``model_dir`` to ``repo_id`` (one commit)."""
     files = prepare_push_folder(model_dir, repo_id)
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(model_dir),
-        allow_patterns=files,
+    return upload_folder_to_hub(
+        model_dir, repo_id, allow_patterns=files,
         commit_message=commit_message or "Upload hf_vq tokenizer, image processor and model card",
+        commit_description=commit_description, private=private, token=token, revision=revision, create_pr=create_pr,
     )
 
 
 def push_model_to_hub(model, repo_id: str, image_processor=None, metrics: dict | None = None, **kwargs):
-    """Save an in-memory ``model`` (and processor / metrics) to a temporary folder and push it with its card."""
-    with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
-        if image_processor is not None:
-            image_processor.save_pretrained(folder)
-        if metrics:
-            (Path(folder) / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
-        return push_to_hub(folder, repo_id, **kwargs)
+    """``model.push_to_hub(repo_id, image_processor=..., metrics=..., **kwargs)`` (kept for existing callers)."""
+    return model.push_to_hub(repo_id, image_processor=image_processor, metrics=metrics, **kwargs)
+
+
+__all__ = [
+    "CONFIG_FIELDS_NOT_SUMMARISED",
+    "IGNORED_PATTERNS",
+    "MODEL_CARDS_DIR",
+    "model_card_template_path",
+    "prepare_push_folder",
+    "push_model_to_hub",
+    "push_to_hub",
+    "render_model_card",
+]

@@ -4,6 +4,14 @@ Each source is one entry of ``CONVERTERS`` (name -> function adding its parser),
 converter (e.g. ``llamagen-gpt``) is one more function and one more entry.
 """
 
+# The converters' preset names, spelled out so that `--help` imports no torch
+# (tests/test_cli_errors.py checks they agree with hf_vq.convert).
+TAMING_PRESET_NAMES = ("f16-1024", "f16-16384")
+LLAMAGEN_PRESET_NAMES = ("vq-16", "vq-8")
+LLAMAGEN_WEIGHTS = ("model", "ema")
+VQGAN_LC_PRESET_NAMES = ("f16", "f8")
+TITOK_VARIANT_NAMES = ("s128", "b64", "l32", "bl64-vq8k", "bl128-vq8k", "sl256-vq8k")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="Convert an official checkpoint to a save_pretrained folder.")
@@ -20,12 +28,10 @@ def _add_paths(parser) -> None:
 
 
 def add_taming_parser(sources) -> None:
-    from ..convert.taming import TAMING_PRESETS
-
     parser = sources.add_parser("taming", help="taming-transformers VQGAN (.ckpt with state_dict)")
     _add_paths(parser)
     parser.add_argument(
-        "--preset", choices=sorted(TAMING_PRESETS), default=None,
+        "--preset", choices=sorted(TAMING_PRESET_NAMES), default=None,
         help="architecture preset (default: inferred from the weight shapes)",
     )
     parser.set_defaults(func=run_taming)
@@ -40,15 +46,13 @@ def run_taming(args) -> int:
 
 
 def add_llamagen_parser(sources) -> None:
-    from ..convert.llamagen import LLAMAGEN_PRESETS, WEIGHTS_KEYS
-
     parser = sources.add_parser("llamagen", help="LlamaGen VQ tokenizer (vq_ds16_c2i.pt, vq_ds8_c2i.pt)")
     _add_paths(parser)
     parser.add_argument(
-        "--preset", choices=sorted(LLAMAGEN_PRESETS), default=None,
+        "--preset", choices=sorted(LLAMAGEN_PRESET_NAMES), default=None,
         help="architecture preset (default: inferred from the weight shapes)",
     )
-    parser.add_argument("--weights", choices=WEIGHTS_KEYS, default="model", help="weights of a training checkpoint to take")
+    parser.add_argument("--weights", choices=LLAMAGEN_WEIGHTS, default="model", help="weights of a training checkpoint to take")
     parser.set_defaults(func=run_llamagen)
 
 
@@ -81,8 +85,52 @@ def run_llamagen_gpt(args) -> int:
     return 0
 
 
+def add_vqgan_lc_parser(sources) -> None:
+    parser = sources.add_parser("vqgan-lc", help="VQGAN-LC (vqgan-lc-100K-f16-dim8.pth and the f8 model)")
+    _add_paths(parser)
+    parser.add_argument("--codebook", default=None,
+                        help="the frozen codebook file (codebook-100K.pth) when the checkpoint lacks tok_embeddings")
+    parser.add_argument(
+        "--preset", choices=sorted(VQGAN_LC_PRESET_NAMES), default=None,
+        help="architecture preset (default: inferred from the weight shapes)",
+    )
+    parser.set_defaults(func=run_vqgan_lc)
+
+
+def run_vqgan_lc(args) -> int:
+    from ..convert.vqgan_lc import convert_vqgan_lc_checkpoint
+
+    convert_vqgan_lc_checkpoint(args.checkpoint, args.out_dir, codebook=args.codebook, preset=args.preset,
+                                image_size=args.image_size)
+    print(f"Saved VQGANLCModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
+def add_titok_parser(sources) -> None:
+    parser = sources.add_parser(
+        "titok", help="TiTok 1D tokenizer (tokenizer_titok_{s128,b64,l32}.bin, or a Hub folder with model.safetensors)"
+    )
+    parser.add_argument("checkpoint", help="official tokenizer state dict (.bin/.pt/.safetensors) or Hub folder")
+    parser.add_argument("out_dir", help="output folder (model + image processor)")
+    parser.add_argument(
+        "--variant", choices=TITOK_VARIANT_NAMES, default=None,
+        help="architecture (default: the Hub folder's config.json, else inferred from the weight shapes)",
+    )
+    parser.set_defaults(func=run_titok)
+
+
+def run_titok(args) -> int:
+    from ..convert import convert_titok_checkpoint
+
+    model = convert_titok_checkpoint(args.checkpoint, args.out_dir, variant=args.variant)
+    print(f"Saved TiTokModel ({model.num_parameters():,} parameters) and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
     "llamagen-gpt": add_llamagen_gpt_parser,
+    "vqgan-lc": add_vqgan_lc_parser,
+    "titok": add_titok_parser,
 }

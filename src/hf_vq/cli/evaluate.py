@@ -1,6 +1,8 @@
 """``hf-vq evaluate MODEL_DIR [--data embedded|FOLDER|HUB_DATASET] [--metrics ...] [--output metrics.json]``."""
 
-from ..evaluation.reconstruction import AVAILABLE_METRICS
+# The metric names of hf_vq.evaluation.AVAILABLE_METRICS, spelled out so that `--help` imports no torch
+# (tests/test_cli_errors.py checks they agree).
+AVAILABLE_METRICS = ("usage", "psnr", "ssim", "lpips", "rfid")
 
 
 def register(subparsers) -> None:
@@ -27,10 +29,38 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def looks_like_a_path(data: str) -> bool:
+    """A --data value meant as a local folder (a Hub dataset is ``name`` or ``namespace/name``)."""
+    return data.startswith((".", "/", "~")) or data.endswith("/") or data.count("/") > 1 or "\\" in data
+
+
+def check_arguments(args) -> None:
+    """The user errors hf-vq can name before loading anything: missing model folder or data folder."""
+    import json
+    from pathlib import Path
+
+    from ..utils.errors import UsageError
+
+    model_dir = Path(args.model_dir)
+    if not model_dir.is_dir():
+        raise UsageError(f"Model folder {args.model_dir} does not exist: give the folder the tokenizer was saved to.")
+    if not (model_dir / "config.json").is_file():
+        raise UsageError(f"{args.model_dir} has no config.json: it is not a saved model (save it with save_pretrained).")
+    model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    if model_type == "llamagen_gpt":
+        raise UsageError(f"{args.model_dir} holds a GPT ({model_type}); `hf-vq evaluate` evaluates a tokenizer.")
+    if args.data != "embedded" and not Path(args.data).expanduser().exists() and looks_like_a_path(args.data):
+        raise UsageError(f"--data folder {args.data} does not exist: give an image folder, a Hub dataset name or 'embedded'.")
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be at least 1; got {args.max_images}.")
+
+
 def run(args) -> int:
     from pathlib import Path
 
     from ..evaluation import evaluate_model_dir
+
+    check_arguments(args)
 
     output = args.output or Path(args.model_dir) / "eval_metrics.json"
     results = evaluate_model_dir(

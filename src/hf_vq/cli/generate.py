@@ -9,7 +9,10 @@ def register(subparsers) -> None:
     parser.add_argument("--class-labels", type=int, nargs="+", help="Labels to draw (default: cycle over all classes).")
     parser.add_argument("--num-images-per-label", type=int, default=1)
     parser.add_argument("--num-samples", type=int, help="Instead of labels x images: N samples cycling over classes (gFID).")
-    parser.add_argument("--guidance-scale", type=float, default=2.0)
+    parser.add_argument(
+        "--guidance-scale", type=float, default=None,
+        help="classifier-free guidance scale (default: hf_vq.generation.DEFAULT_GUIDANCE_SCALE, 2.0)",
+    )
     parser.add_argument("--cfg-interval", type=int, default=-1)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
@@ -29,7 +32,7 @@ def run(args) -> int:
     import torch
     from transformers import AutoModel
 
-    from ..generation.images import generate_samples, make_grid
+    from ..generation import DEFAULT_GUIDANCE_SCALE, generate_samples, make_grid
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     transformer = AutoModel.from_pretrained(args.transformer).to(device).eval()
@@ -42,7 +45,7 @@ def run(args) -> int:
         count = len(labels)
     samples = generate_samples(
         transformer, tokenizer, count, output_dir=args.output_dir, class_labels=labels, batch_size=args.batch_size,
-        seed=args.seed, guidance_scale=args.guidance_scale, cfg_interval=args.cfg_interval,
+        seed=args.seed, guidance_scale=DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale, cfg_interval=args.cfg_interval,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
     )
     grid_path = os.path.join(args.output_dir, "grid.png")
@@ -53,8 +56,7 @@ def run(args) -> int:
     if args.fid_reference:
         import json
 
-        from ..evaluation.fid import load_fid_inception
-        from ..generation.gfid import compute_gfid
+        from ..evaluation import compute_gfid, load_fid_inception
 
         result = compute_gfid(samples, args.fid_reference, load_fid_inception(args.fid_weights).to(device))
         gfid_path = os.path.join(args.output_dir, "gfid.json")

@@ -1,6 +1,6 @@
 """Exact conversion of official checkpoints into hf_vq models (explicit key maps, strict checks).
 
-One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT).
+One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT), titok (1D tokenizer).
 """
 
 from .llamagen import (
@@ -13,14 +13,18 @@ from .llamagen_gpt import (
     convert_llamagen_gpt_state_dict,
 )
 from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
+from .titok import TITOK_PRESETS, convert_titok_checkpoint, infer_titok_config
 
 __all__ = [
     "LLAMAGEN_PRESETS",
     "TAMING_PRESETS",
+    "TITOK_PRESETS",
     "convert_llamagen_checkpoint",
     "convert_llamagen_gpt_checkpoint",
     "convert_llamagen_gpt_state_dict",
     "convert_taming_checkpoint",
+    "convert_titok_checkpoint",
     "infer_llamagen_config",
     "infer_taming_config",
+    "infer_titok_config",
 ]

@@ -21,6 +21,18 @@ from ..processing import VQImageProcessor
 # (``\1``...) or a function of the match.
 RenameRule = tuple[str, str | Callable[[re.Match], str]]
 
+# -- key tables shared by the taming and LlamaGen VQ converters (both descend from taming's code) --
+RESNET_PARAM = r"(norm1|conv1|norm2|conv2)\.(weight|bias)"
+ATTENTION_PARAM = r"(norm|q|k|v|proj_out)\.(weight|bias)"
+# encoder/decoder ends, the codebook and the 1x1 convs around the quantizer: same names in both code bases.
+ENDPOINT_RULES: list[RenameRule] = [
+    (r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)", r"\1.\2.\3"),
+]
+QUANTIZER_RULES: list[RenameRule] = [
+    (r"quantize\.embedding\.weight", "quantizer.codebook"),
+    (r"(quant_conv|post_quant_conv)\.(weight|bias)", r"\1.\2"),
+]
+
 
 class _PicklePlaceholder:
     """Stands in for a non-tensor class pickled inside a training checkpoint (never instantiated with code)."""
@@ -43,23 +55,63 @@ _CHECKPOINT_SAFE_GLOBALS = [
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(weights_only=True)`` of an official checkpoint: no arbitrary code runs."""
+    """``torch.load(weights_only=True)`` of an official checkpoint: no arbitrary code runs.
+
+    A missing, empty, truncated or non-PyTorch file is a ValueError that names the file.
+    """
     if not os.path.isfile(path):
         raise ValueError(f"Checkpoint {str(path)!r} does not exist or is not a file.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"Checkpoint {str(path)!r} is empty (0 bytes): the download or copy did not finish.")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    # torch.save writes a zip archive (PK..) or, in its legacy format, a pickle (protocol byte 0x80).
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
+        raise ValueError(
+            f"{str(path)!r} is not a readable PyTorch checkpoint: it starts with {magic!r}, not with the bytes of a "
+            "torch.save file (a zip archive or a pickle). Is it a text file, or another format? Download the official "
+            "file again."
+        )
     try:
         with torch.serialization.safe_globals(_CHECKPOINT_SAFE_GLOBALS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise _not_a_checkpoint(path, error) from error
         raise ValueError(
             f"Could not load {str(path)!r} with torch.load(weights_only=True): it pickles Python objects beyond "
             f"tensors and the known training metadata.\n{error}\nIn an environment you trust, extract the weights "
             "with `torch.save(torch.load(path, weights_only=False)['state_dict' or 'model'], 'weights.pt')` and "
             "convert that file."
         ) from error
+    except (EOFError, IndexError, RuntimeError, ValueError, KeyError, UnicodeDecodeError, OSError) as error:
+        # What torch.load raises on bytes that are not (all of) a torch.save file.
+        raise _not_a_checkpoint(path, error) from error
     if not isinstance(checkpoint, dict):
         # ValueError, as for every bad input of the converters (the file is the input).
         raise ValueError(f"Checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a dict of weights.")  # noqa: TRY004
     return checkpoint
+
+
+def _not_a_checkpoint(path, error: BaseException) -> ValueError:
+    return ValueError(
+        f"{str(path)!r} is not a readable PyTorch checkpoint (truncated, corrupted, or not written by torch.save): "
+        f"{type(error).__name__}: {error}. Download the official file again."
+    )
+
+
+def check_finite_weights(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN or infinite values, naming the tensors: a converted model must not hide them."""
+    bad = [
+        key for key, tensor in state_dict.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        shown = bad[:10] + ([f"... {len(bad) - 10} more"] if len(bad) > 10 else [])
+        raise ValueError(
+            f"The {source} checkpoint has NaN or infinite values in {len(bad)} tensor(s): {shown}. The training run "
+            "that wrote it diverged or the file is corrupted; convert an earlier checkpoint."
+        )
 
 
 def extract_state_dict(checkpoint: dict, weights_key: str, source: str) -> dict[str, torch.Tensor]:
@@ -120,13 +172,22 @@ def load_converted_weights(model: torch.nn.Module, renamed: dict[str, torch.Tens
         raise ValueError(
             f"The checkpoint does not match the {source} architecture of the given config:\n- " + "\n- ".join(problems)
         )
+    check_finite_weights(renamed, source)
     model.load_state_dict(renamed, strict=True)
 
 
-def save_converted(model, out_dir: str | os.PathLike, image_size: int, num_channels: int) -> None:
-    """``save_pretrained`` the model with the matching ``VQImageProcessor``, ready for the Auto classes."""
+def save_converted(model, out_dir: str | os.PathLike | None) -> None:
+    """The one save step of every converter: ``save_pretrained`` into ``out_dir`` (nothing when None).
+
+    A tokenizer (a config with ``image_size``) also gets its ``VQImageProcessor``, so the Auto
+    classes load the folder; the GPT has no image processor.
+    """
+    if out_dir is None:
+        return
     model.save_pretrained(out_dir)
-    VQImageProcessor(size=image_size, num_channels=num_channels).save_pretrained(out_dir)
+    config = model.config
+    if hasattr(config, "image_size"):
+        VQImageProcessor(size=config.image_size, num_channels=config.num_channels).save_pretrained(out_dir)
 
 
 def count_indexed(state_dict: dict[str, torch.Tensor], prefix_pattern: str) -> int:

@@ -14,6 +14,10 @@ import os
 
 from ..models.llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
 from .common import (
+    ATTENTION_PARAM,
+    ENDPOINT_RULES,
+    QUANTIZER_RULES,
+    RESNET_PARAM,
     count_indexed,
     extract_state_dict,
     load_checkpoint,
@@ -31,24 +35,21 @@ LLAMAGEN_PRESETS = {
     "vq-8": LlamaGenVQConfig.vq_8,
 }
 WEIGHTS_KEYS = ("model", "ema")
-_RESNET_PARAM = r"(norm1|conv1|norm2|conv2)\.(weight|bias)"
-_ATTN_PARAM = r"(norm|q|k|v|proj_out)\.(weight|bias)"
 _MID_NAMES = {"0": "res_1", "1": "attn", "2": "res_2"}
 
 LLAMAGEN_RENAME_RULES = [
-    (r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)", r"\1.\2.\3"),
-    (r"(encoder|decoder)\.mid\.([02])\." + _RESNET_PARAM, lambda m: f"{m.group(1)}.mid_block.{_MID_NAMES[m.group(2)]}.{m.group(3)}.{m.group(4)}"),
-    (r"(encoder|decoder)\.mid\.1\." + _ATTN_PARAM, r"\1.mid_block.attn.\2.\3"),
-    (r"encoder\.conv_blocks\.(\d+)\.res\.(\d+)\." + _RESNET_PARAM, r"encoder.down_blocks.\1.res_blocks.\2.\3.\4"),
+    *ENDPOINT_RULES,
+    (r"(encoder|decoder)\.mid\.([02])\." + RESNET_PARAM, lambda m: f"{m.group(1)}.mid_block.{_MID_NAMES[m.group(2)]}.{m.group(3)}.{m.group(4)}"),
+    (r"(encoder|decoder)\.mid\.1\." + ATTENTION_PARAM, r"\1.mid_block.attn.\2.\3"),
+    (r"encoder\.conv_blocks\.(\d+)\.res\.(\d+)\." + RESNET_PARAM, r"encoder.down_blocks.\1.res_blocks.\2.\3.\4"),
     (r"encoder\.conv_blocks\.(\d+)\.res\.(\d+)\.nin_shortcut\.(weight|bias)", r"encoder.down_blocks.\1.res_blocks.\2.shortcut.\3"),
-    (r"encoder\.conv_blocks\.(\d+)\.attn\.(\d+)\." + _ATTN_PARAM, r"encoder.down_blocks.\1.attn_blocks.\2.\3.\4"),
+    (r"encoder\.conv_blocks\.(\d+)\.attn\.(\d+)\." + ATTENTION_PARAM, r"encoder.down_blocks.\1.attn_blocks.\2.\3.\4"),
     (r"encoder\.conv_blocks\.(\d+)\.downsample\.conv\.(weight|bias)", r"encoder.down_blocks.\1.downsample.conv.\2"),
-    (r"decoder\.conv_blocks\.(\d+)\.res\.(\d+)\." + _RESNET_PARAM, r"decoder.up_blocks.\1.res_blocks.\2.\3.\4"),
+    (r"decoder\.conv_blocks\.(\d+)\.res\.(\d+)\." + RESNET_PARAM, r"decoder.up_blocks.\1.res_blocks.\2.\3.\4"),
     (r"decoder\.conv_blocks\.(\d+)\.res\.(\d+)\.nin_shortcut\.(weight|bias)", r"decoder.up_blocks.\1.res_blocks.\2.shortcut.\3"),
-    (r"decoder\.conv_blocks\.(\d+)\.attn\.(\d+)\." + _ATTN_PARAM, r"decoder.up_blocks.\1.attn_blocks.\2.\3.\4"),
+    (r"decoder\.conv_blocks\.(\d+)\.attn\.(\d+)\." + ATTENTION_PARAM, r"decoder.up_blocks.\1.attn_blocks.\2.\3.\4"),
     (r"decoder\.conv_blocks\.(\d+)\.upsample\.conv\.(weight|bias)", r"decoder.up_blocks.\1.upsample.conv.\2"),
-    (r"quantize\.embedding\.weight", "quantizer.codebook"),
-    (r"(quant_conv|post_quant_conv)\.(weight|bias)", r"\1.\2"),
+    *QUANTIZER_RULES,
 ]
 
 
@@ -108,8 +109,7 @@ def convert_llamagen_checkpoint(
     model = LlamaGenVQModel(config)
     load_converted_weights(model, renamed, unmatched, SOURCE)
     model.eval()
-    if out_dir is not None:
-        save_converted(model, out_dir, config.image_size, config.num_channels)
+    save_converted(model, out_dir)
     return model
 
 

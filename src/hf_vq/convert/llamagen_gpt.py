@@ -7,7 +7,6 @@ shape is read from the weights and checked against the config.
 """
 
 import os
-import re
 
 import torch
 
@@ -16,6 +15,9 @@ from ..models.llamagen_gpt import (
     LlamaGenGPTConfig,
     LlamaGenGPTModel,
 )
+from .common import check_finite_weights, load_checkpoint, rename_state_dict, save_converted
+
+SOURCE = "LlamaGen GPT"
 
 # (official key pattern, our key); the layer index is carried over.
 KEY_RENAMES = [
@@ -38,7 +40,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 def load_official_state_dict(checkpoint: str | os.PathLike | dict) -> dict:
     """A path or a loaded checkpoint -> the bare official state dict."""
     if not isinstance(checkpoint, dict):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(checkpoint)
     for container in ("model", "module", "state_dict"):
         if container in checkpoint and isinstance(checkpoint[container], dict):
             checkpoint = checkpoint[container]
@@ -53,14 +55,9 @@ def load_official_state_dict(checkpoint: str | os.PathLike | dict) -> dict:
 
 def convert_llamagen_gpt_state_dict(official_state_dict: dict) -> dict:
     """Rename every official key; an unknown key is an error (no weight is silently dropped)."""
-    converted = {}
-    for key, value in official_state_dict.items():
-        for pattern, replacement in KEY_RENAMES:
-            if re.fullmatch(pattern, key):
-                converted[re.sub(pattern, replacement, key)] = value
-                break
-        else:
-            raise ValueError(f"Unexpected key {key!r} in the LlamaGen GPT checkpoint (is this a c2i GPT checkpoint?).")
+    converted, unmatched = rename_state_dict(official_state_dict, KEY_RENAMES, dropped=())
+    if unmatched:
+        raise ValueError(f"Unexpected key(s) {unmatched} in the LlamaGen GPT checkpoint (is this a c2i GPT checkpoint?).")
     return converted
 
 
@@ -115,14 +112,14 @@ def convert_llamagen_gpt_checkpoint(
     576 for 384px), ``rope_type``, dropouts, or ``num_attention_heads`` when ``preset`` is None.
     """
     state_dict = convert_llamagen_gpt_state_dict(load_official_state_dict(checkpoint))
+    check_finite_weights(state_dict, SOURCE)
     config = config_for_state_dict(state_dict, preset, **config_overrides)
     # Build without allocating, then adopt the checkpoint's tensors (a 3B model is not held twice).
     with torch.device("meta"):
         model = LlamaGenGPTModel(config)
     model.load_state_dict(state_dict, strict=True, assign=True)
     model.eval()
-    if out_dir is not None:
-        model.save_pretrained(out_dir)
+    save_converted(model, out_dir)
     return model
 
 

@@ -15,6 +15,10 @@ import os
 
 from ..models.vqgan import VQGANConfig, VQGANModel
 from .common import (
+    ATTENTION_PARAM,
+    ENDPOINT_RULES,
+    QUANTIZER_RULES,
+    RESNET_PARAM,
     count_indexed,
     extract_state_dict,
     load_checkpoint,
@@ -31,8 +35,6 @@ TAMING_PRESETS = {
     "f16-1024": VQGANConfig.taming_f16_1024,
     "f16-16384": VQGANConfig.taming_f16_16384,
 }
-_RESNET_PARAM = r"(norm1|conv1|norm2|conv2)\.(weight|bias)"
-_ATTN_PARAM = r"(norm|q|k|v|proj_out)\.(weight|bias)"
 _MID_NAMES = {"block_1": "res_1", "block_2": "res_2"}
 
 
@@ -44,25 +46,24 @@ def taming_rename_rules(num_levels: int):
         return str(num_levels - 1 - int(match.group(1)))
 
     return [
-        (r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)", r"\1.\2.\3"),
+        *ENDPOINT_RULES,
         (
-            rf"(encoder|decoder)\.mid\.(block_1|block_2)\.{_RESNET_PARAM}",
+            rf"(encoder|decoder)\.mid\.(block_1|block_2)\.{RESNET_PARAM}",
             lambda m: f"{m.group(1)}.mid_block.{_MID_NAMES[m.group(2)]}.{m.group(3)}.{m.group(4)}",
         ),
-        (rf"(encoder|decoder)\.mid\.attn_1\.{_ATTN_PARAM}", r"\1.mid_block.attn.\2.\3"),
-        (rf"encoder\.down\.(\d+)\.block\.(\d+)\.{_RESNET_PARAM}", r"encoder.down_blocks.\1.res_blocks.\2.\3.\4"),
+        (rf"(encoder|decoder)\.mid\.attn_1\.{ATTENTION_PARAM}", r"\1.mid_block.attn.\2.\3"),
+        (rf"encoder\.down\.(\d+)\.block\.(\d+)\.{RESNET_PARAM}", r"encoder.down_blocks.\1.res_blocks.\2.\3.\4"),
         (r"encoder\.down\.(\d+)\.block\.(\d+)\.nin_shortcut\.(weight|bias)", r"encoder.down_blocks.\1.res_blocks.\2.shortcut.\3"),
-        (rf"encoder\.down\.(\d+)\.attn\.(\d+)\.{_ATTN_PARAM}", r"encoder.down_blocks.\1.attn_blocks.\2.\3.\4"),
+        (rf"encoder\.down\.(\d+)\.attn\.(\d+)\.{ATTENTION_PARAM}", r"encoder.down_blocks.\1.attn_blocks.\2.\3.\4"),
         (r"encoder\.down\.(\d+)\.downsample\.conv\.(weight|bias)", r"encoder.down_blocks.\1.downsample.conv.\2"),
-        (rf"decoder\.up\.(\d+)\.block\.(\d+)\.{_RESNET_PARAM}",
+        (rf"decoder\.up\.(\d+)\.block\.(\d+)\.{RESNET_PARAM}",
          lambda m: f"decoder.up_blocks.{up_block(m)}.res_blocks.{m.group(2)}.{m.group(3)}.{m.group(4)}"),
         (r"decoder\.up\.(\d+)\.block\.(\d+)\.nin_shortcut\.(weight|bias)",
          lambda m: f"decoder.up_blocks.{up_block(m)}.res_blocks.{m.group(2)}.shortcut.{m.group(3)}"),
-        (rf"decoder\.up\.(\d+)\.attn\.(\d+)\.{_ATTN_PARAM}",
+        (rf"decoder\.up\.(\d+)\.attn\.(\d+)\.{ATTENTION_PARAM}",
          lambda m: f"decoder.up_blocks.{up_block(m)}.attn_blocks.{m.group(2)}.{m.group(3)}.{m.group(4)}"),
         (r"decoder\.up\.(\d+)\.upsample\.conv\.(weight|bias)", lambda m: f"decoder.up_blocks.{up_block(m)}.upsample.conv.{m.group(2)}"),
-        (r"quantize\.embedding\.weight", "quantizer.codebook"),
-        (r"(quant_conv|post_quant_conv)\.(weight|bias)", r"\1.\2"),
+        *QUANTIZER_RULES,
     ]
 
 
@@ -121,8 +122,7 @@ def convert_taming_checkpoint(
     model = VQGANModel(config)
     load_converted_weights(model, renamed, unmatched, SOURCE)
     model.eval()
-    if out_dir is not None:
-        save_converted(model, out_dir, config.image_size, config.num_channels)
+    save_converted(model, out_dir)
     return model
 
 

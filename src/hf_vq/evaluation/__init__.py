@@ -1,7 +1,9 @@
-"""Evaluation: the papers' metrics, codebook statistics, rFID, benchmark tables and image grids."""
+"""Evaluation: the papers' metrics, codebook statistics, rFID, gFID, benchmark tables (and, re-exported from
+``hf_vq.utils.images``, the image grids)."""
 
 from pathlib import Path
 
+from ..utils.images import make_grid, save_reconstruction_grid, to_uint8
 from .benchmark import (
     benchmark_table,
     load_run,
@@ -16,6 +18,7 @@ from .fid import (
     frechet_distance,
     load_fid_inception,
 )
+from .gfid import compute_gfid
 from .metrics import (
     MissingWeightsError,
     load_lpips_network,
@@ -26,7 +29,6 @@ from .metrics import (
 )
 from .model_evaluation import evaluate_model_dir
 from .reconstruction import AVAILABLE_METRICS, DEFAULT_METRICS, evaluate_reconstruction
-from .visualization import make_grid, save_reconstruction_grid, to_uint8
 
 EVALUATE_MODULES_DIR = Path(__file__).parent / "evaluate_modules"
 
@@ -47,6 +49,7 @@ __all__ = [
     "FIDStatistics",
     "MissingWeightsError",
     "benchmark_table",
+    "compute_gfid",
     "compute_fid_statistics",
     "evaluate_model_dir",
     "evaluate_module_path",

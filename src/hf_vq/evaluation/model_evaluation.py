@@ -82,8 +82,6 @@ def evaluate_model_dir(
     """
     from transformers import AutoModel
 
-    import hf_vq  # noqa: F401  (registers the tokenizers with AutoModel)
-
     from ..data import EvalTransform
     from ..data.sources import load_image_source
 

@@ -1,6 +1,8 @@
-"""Sampling image tokens from autoregressive GPTs: filtering, guidance, the KV-cached loop, image helpers."""
+"""Sampling image tokens from autoregressive GPTs: filtering, guidance, the KV-cached loop, image helpers.
 
-from .gfid import compute_gfid
+gFID of the samples: ``hf_vq.evaluation.compute_gfid`` (generation never imports evaluation).
+"""
+
 from .images import (
     generate_images,
     generate_samples,
@@ -9,6 +11,7 @@ from .images import (
     tokens_to_indices,
 )
 from .sampling import (
+    DEFAULT_GUIDANCE_SCALE,
     classifier_free_guidance,
     filter_top_k,
     filter_top_p,
@@ -18,8 +21,8 @@ from .sampling import (
 )
 
 __all__ = [
+    "DEFAULT_GUIDANCE_SCALE",
     "classifier_free_guidance",
-    "compute_gfid",
     "filter_top_k",
     "filter_top_p",
     "generate",

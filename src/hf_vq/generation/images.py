@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..evaluation.visualization import make_grid, to_uint8
-from .sampling import generate
+from ..utils.images import make_grid, to_uint8
+from .sampling import DEFAULT_GUIDANCE_SCALE, generate
 
 
 def tokens_to_indices(tokenizer, tokens: torch.LongTensor) -> torch.LongTensor:
@@ -36,13 +36,13 @@ def generate_images(
     transformer,
     tokenizer,
     class_labels: torch.Tensor | Sequence[int],
-    guidance_scale: float = 1.0,
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     cfg_interval: int = -1,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
-    progress_bar: bool = False,
+    progress_bar=False,
 ) -> torch.FloatTensor:
     """Images (B, C, H, W) in [-1, 1] for ``class_labels``: sample tokens, then ``tokenizer.decode_indices``."""
     check_compatible(transformer, tokenizer)
@@ -71,7 +71,7 @@ def generate_samples(
     (an equal number per class for N a multiple of the class count, as ImageNet val's 50 per class);
     otherwise ``class_labels`` lists one label per sample. The files are named
     ``{index:06d}_class{label}.png``. ``sampling_kwargs`` go to :func:`generate_images`.
-    Score them with ``hf_vq.evaluation``'s FID.
+    Score them with ``hf_vq.evaluation.compute_gfid``.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be >= 1; got {num_samples} and {batch_size}.")

@@ -16,6 +16,9 @@ from tqdm.auto import tqdm
 
 # LlamaGen divides by max(temperature, 1e-5): temperature 0 means (almost) greedy, not an error.
 MIN_TEMPERATURE = 1e-5
+# One default for every sampling entry point (generate, generate_images, the pipeline, hf-vq generate):
+# LlamaGen's classifier-free guidance scale for GPT-B / GPT-L.
+DEFAULT_GUIDANCE_SCALE = 2.0
 
 
 def filter_top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -96,7 +99,7 @@ def generate(
     model,
     class_labels: torch.Tensor | list,
     num_tokens: int | None = None,
-    guidance_scale: float = 1.0,
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     cfg_interval: int = -1,
     temperature: float = 1.0,
     top_k: int = 0,
@@ -159,6 +162,7 @@ def generate(
 
 
 __all__ = [
+    "DEFAULT_GUIDANCE_SCALE",
     "classifier_free_guidance",
     "filter_top_k",
     "filter_top_p",

@@ -1,57 +1,45 @@
-"""The tokenizers: one folder each (configuration_<name>.py + modeling_<name>.py)."""
+"""The tokenizers and the GPT: one folder each (configuration_<name>.py + modeling_<name>.py).
 
-from .auto import GENERATORS, TOKENIZERS, register_auto_classes
-from .base import (
-    VQDecoderOutput,
-    VQEncoderOutput,
-    VQModelOutput,
-    VQTokenizerConfig,
-    VQTokenizerPreTrainedModel,
-)
-from .cvq_vae import CVQVAEConfig, CVQVAEModel
-from .fsq_vae import FSQVAEConfig, FSQVAEModel
-from .lfq_vae import LFQVAEConfig, LFQVAEModel
-from .llamagen_gpt import (
-    LLAMAGEN_GPT_PRESETS,
-    LlamaGenGPTConfig,
-    LlamaGenGPTModel,
-    LlamaGenGPTOutput,
-    LlamaGenGPTPreTrainedModel,
-    LlamaGenKVCache,
-)
-from .llamagen_vq import LlamaGenVQConfig, LlamaGenVQModel
-from .simvq_vae import SimVQVAEConfig, SimVQVAEModel
-from .vqgan import VQGANConfig, VQGANModel
-from .vqvae import VQVAEConfig, VQVAEModel
+Names are imported on first use (PEP 562), so ``import hf_vq.models`` costs no torch.
+"""
 
-__all__ = [
-    "TOKENIZERS",
-    "register_auto_classes",
-    "VQDecoderOutput",
-    "VQEncoderOutput",
-    "VQModelOutput",
-    "VQTokenizerConfig",
-    "VQTokenizerPreTrainedModel",
-    "CVQVAEConfig",
-    "CVQVAEModel",
-    "FSQVAEConfig",
-    "FSQVAEModel",
-    "LFQVAEConfig",
-    "LFQVAEModel",
-    "LlamaGenVQConfig",
-    "LlamaGenVQModel",
-    "SimVQVAEConfig",
-    "SimVQVAEModel",
-    "VQGANConfig",
-    "VQGANModel",
-    "VQVAEConfig",
-    "VQVAEModel",
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "GENERATORS": ".auto",
+    "TOKENIZERS": ".auto",
+    "register_auto_classes": ".auto",
+    "VQDecoderOutput": ".base",
+    "VQEncoderOutput": ".base",
+    "VQModelOutput": ".base",
+    "VQTokenizerPreTrainedModel": ".base",
+    "ConvTokenizerModel": ".base",
+    "VQTokenizerConfig": ".configuration_base",
+    "CVQVAEConfig": ".cvq_vae",
+    "CVQVAEModel": ".cvq_vae",
+    "FSQVAEConfig": ".fsq_vae",
+    "FSQVAEModel": ".fsq_vae",
+    "LFQVAEConfig": ".lfq_vae",
+    "LFQVAEModel": ".lfq_vae",
+    "LlamaGenVQConfig": ".llamagen_vq",
+    "LlamaGenVQModel": ".llamagen_vq",
+    "SimVQVAEConfig": ".simvq_vae",
+    "SimVQVAEModel": ".simvq_vae",
+    "TiTokConfig": ".titok",
+    "TiTokModel": ".titok",
+    "VQGANConfig": ".vqgan",
+    "VQGANModel": ".vqgan",
+    "VQGANLCConfig": ".vqgan_lc",
+    "VQGANLCModel": ".vqgan_lc",
+    "VQVAEConfig": ".vqvae",
+    "VQVAEModel": ".vqvae",
     # autoregressive generation
-    "GENERATORS",
-    "LLAMAGEN_GPT_PRESETS",
-    "LlamaGenGPTConfig",
-    "LlamaGenGPTModel",
-    "LlamaGenGPTOutput",
-    "LlamaGenGPTPreTrainedModel",
-    "LlamaGenKVCache",
-]
+    "LLAMAGEN_GPT_PRESETS": ".llamagen_gpt",
+    "LlamaGenGPTConfig": ".llamagen_gpt",
+    "LlamaGenGPTModel": ".llamagen_gpt",
+    "LlamaGenGPTOutput": ".llamagen_gpt",
+    "LlamaGenGPTPreTrainedModel": ".llamagen_gpt",
+    "LlamaGenKVCache": ".llamagen_gpt",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -1,4 +1,4 @@
-"""What every hf_vq tokenizer shares: the config fields, the outputs and the API.
+"""What every hf_vq tokenizer shares: the outputs and the API (the config fields: configuration_base.py).
 
 A tokenizer subclasses :class:`VQTokenizerPreTrainedModel` and implements three steps:
 ``encode_latents`` (pixels -> continuous latents), ``quantizer`` (a module from
@@ -8,57 +8,25 @@ input and reports the losses, so the trainer and the evaluator never ask which t
 they hold.
 """
 
+import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ..quantizers import Quantizer
+from .configuration_base import VQTokenizerConfig
+from .loading import StrictLoadingMixin
 
 # Pixels must lie in [-1, 1]; a little slack for resampling overshoot, nothing more.
 PIXEL_RANGE_TOLERANCE = 0.05
-RECONSTRUCTION_LOSSES = ("mse", "l1")
-# Keys transformers passes to a config's __post_init__ when loading or saving.
-_TRANSFORMERS_CONFIG_KEYS = {
-    "model_type", "name_or_path", "transformers_version", "torch_dtype", "architectures", "auto_map",
-    "_commit_hash", "_attn_implementation_autoset",
-} | set(PreTrainedConfig.__dataclass_fields__)
-
-
-class VQTokenizerConfig(PreTrainedConfig):
-    """Fields every tokenizer config has. Not registered itself: each tokenizer subclasses it.
-
-    Args:
-        image_size: training / evaluation resolution (the image processor crops to it).
-        num_channels: image channels.
-        codebook_size: number of codes (for FSQ the product of the levels, for LFQ 2**dim).
-        reconstruction_loss: "mse" or "l1", used by ``forward``'s loss.
-        scaling_factor: latent scaling used by diffusers' latent pipelines.
-    """
-
-    image_size: int = 64
-    num_channels: int = 3
-    codebook_size: int = 512
-    reconstruction_loss: str = "mse"
-    scaling_factor: float = 1.0
-
-    def __post_init__(self, **kwargs):
-        # transformers keeps unknown kwargs as attributes; a typo'd option would then do
-        # nothing. Only the bookkeeping keys transformers itself passes are accepted.
-        unknown = sorted(key for key in kwargs if key not in _TRANSFORMERS_CONFIG_KEYS)
-        if unknown:
-            known = sorted(set(self.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__))
-            raise ValueError(f"Unknown option(s) {unknown} for {type(self).__name__}; known options: {known}.")
-        if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(
-                f"Unknown reconstruction_loss {self.reconstruction_loss!r}; choose one of {RECONSTRUCTION_LOSSES}."
-            )
-        super().__post_init__(**kwargs)
 
 
 @dataclass
@@ -134,8 +102,15 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
             f"Image size {height}x{width} is not divisible by the downsampling factor {downsample_factor}. "
             f"Resize or crop to a multiple of {downsample_factor} (VQImageProcessor does this)."
         )
+    if pixel_values.shape[0] == 0:
+        raise ValueError(f"pixel_values is an empty batch (shape {tuple(pixel_values.shape)}): pass at least one image.")
     # One reduction and one device sync per forward (this check runs on every training step).
     low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"pixel_values contain NaN or infinite values (range [{low}, {high}]): check the images and their "
+            "preprocessing; a NaN pixel would give NaN reconstructions and, in training, poison the codebook."
+        )
     if low < -1 - PIXEL_RANGE_TOLERANCE or high > 1 + PIXEL_RANGE_TOLERANCE:
         raise ValueError(
             f"pixel_values must be in [-1, 1]; got values in [{low:.3g}, {high:.3g}]. "
@@ -156,7 +131,12 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
             raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
-class VQTokenizerPreTrainedModel(PreTrainedModel):
+def reject_unknown_arguments(model_name: str, kwargs: dict, accepted) -> None:
+    if kwargs:
+        raise TypeError(f"{model_name}.forward() got unexpected argument(s) {sorted(kwargs)}; it takes {', '.join(accepted)}.")
+
+
+class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     """Base class of every hf_vq tokenizer (2D grid of codes by default)."""
 
     config: VQTokenizerConfig
@@ -193,6 +173,20 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
     # -- the shared API --------------------------------------------------------------
     def check_pixel_values(self, pixel_values) -> None:
         check_pixel_values(pixel_values, self.config.num_channels, self.downsample_factor)
+        self.check_dtype(pixel_values, "pixel_values")
+
+    def check_dtype(self, tensor: torch.Tensor, name: str) -> None:
+        """The input's float type must be the weights' (the README's rule): nothing is cast silently.
+
+        Under ``torch.autocast`` (mixed-precision training and inference) the autocast decides
+        the compute type, and any float input is accepted.
+        """
+        if tensor.dtype == self.dtype or torch.is_autocast_enabled(tensor.device.type):
+            return
+        raise ValueError(
+            f"{name} are {tensor.dtype} but the weights of this {type(self).__name__} are {self.dtype}. Cast the input "
+            f"({name}.to(model.dtype)) or the model (model.to({tensor.dtype})), or run under torch.autocast."
+        )
 
     def quantize(self, latents: torch.Tensor) -> VQEncoderOutput:
         """Quantize channel-first latents (B, D, h, w) through the channel-last quantizer."""
@@ -217,33 +211,86 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
 
     def decode(self, quantized: torch.Tensor, return_dict: bool = True):
         """Quantized latents -> images in [-1, 1]."""
+        self.check_latents(quantized)
         sample = self.decode_latents(quantized)
         return VQDecoderOutput(sample=sample) if return_dict else (sample,)
+
+    def check_latents(self, quantized) -> None:
+        """``decode`` takes what ``encode(x).quantized`` gives: (B, codebook_dim, h, w) floats."""
+        channels = self.config.codebook_dim
+        if not isinstance(quantized, torch.Tensor) or quantized.ndim != 4 or quantized.shape[1] != channels:
+            shape = tuple(quantized.shape) if isinstance(quantized, torch.Tensor) else type(quantized).__name__
+            raise ValueError(
+                f"decode() takes quantized latents of shape (batch, {channels}, height, width) (codebook_dim = "
+                f"{channels}), as encode(x).quantized gives; got {shape}. For indices use decode_indices()."
+            )
+        if quantized.shape[0] == 0:
+            raise ValueError("decode() got an empty batch: pass at least one latent.")
+        self.check_dtype(quantized, "quantized latents")
 
     def decode_indices(self, indices: torch.Tensor, return_dict: bool = True):
         """Indices -> images; equals ``decode(encode(x).quantized)`` for ``indices = encode(x).indices``."""
         check_indices(indices, self.config.codebook_size, self.indices_ndim)
-        return self.decode(self.indices_to_quantized(indices), return_dict=return_dict)
+        if indices.shape[0] == 0:
+            raise ValueError("decode_indices() got an empty batch: pass at least one grid of indices.")
+        # The codes come from the codebook itself: no latent check needed.
+        sample = self.decode_latents(self.indices_to_quantized(indices))
+        return VQDecoderOutput(sample=sample) if return_dict else (sample,)
 
-    def push_to_hub(
-        self, repo_id: str, image_processor=None, metrics: dict = None, private: bool = None, token=None,
-        commit_message: str = None, **kwargs,
-    ):
-        """Upload the model, its image processor and the hf_vq model card (architecture, config, metrics).
-
-        ``image_processor`` defaults to a ``VQImageProcessor`` at ``config.image_size``.
-        """
-        if kwargs:
-            raise ValueError(f"Unsupported push_to_hub arguments {sorted(kwargs)}; hf_vq takes image_processor, "
-                             "metrics, private, token and commit_message.")
-        # The card renders the benchmark metrics table, which lives in the evaluation layer: import it here only.
-        from ..hub import push_model_to_hub
+    def default_image_processor(self):
+        """The ``VQImageProcessor`` that crops to ``config.image_size`` (what evaluation and the Hub card assume)."""
         from ..processing import VQImageProcessor
 
-        if image_processor is None:
-            image_processor = VQImageProcessor(size=self.config.image_size, num_channels=self.config.num_channels)
-        return push_model_to_hub(self, repo_id, image_processor=image_processor, metrics=metrics, private=private,
-                                 token=token, commit_message=commit_message)
+        return VQImageProcessor(size=self.config.image_size, num_channels=self.config.num_channels)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+        image_processor=None,
+        metrics: dict | None = None,
+        model_card=None,
+    ):
+        """transformers' ``push_to_hub`` (same arguments) that also uploads the image processor and the hf_vq card.
+
+        One commit holds the weights, ``config.json``, the image processor (default: a
+        ``VQImageProcessor`` at ``config.image_size``) and ``README.md``: ``model_card`` (a
+        ``huggingface_hub.ModelCard`` or markdown text) or, by default, the hf_vq card rendered
+        from the config and ``metrics`` (``hf-vq evaluate``'s dict). ``tags`` are added to the card.
+        """
+        from ..utils.hub_upload import upload_folder_to_hub
+        from ..utils.model_card import render_tokenizer_card
+
+        if model_card is None:
+            model_card = render_tokenizer_card(
+                self.config.to_dict(), repo_id, type(self).__name__, self.num_parameters(),
+                downsample_factor=self.downsample_factor, metrics=metrics, tags=tags,
+            )
+        elif metrics:
+            raise ValueError("Pass either model_card or metrics (which fill the default card), not both.")
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size)
+            (image_processor or self.default_image_processor()).save_pretrained(folder)
+            readme = Path(folder) / "README.md"
+            if isinstance(model_card, str):
+                readme.write_text(model_card)
+            else:
+                if tags:
+                    model_card.data.tags = list(dict.fromkeys([*(model_card.data.tags or []), *tags]))
+                model_card.save(readme)
+            return upload_folder_to_hub(
+                folder, repo_id, commit_message=commit_message or "Upload hf_vq tokenizer, image processor and model card",
+                commit_description=commit_description, private=private, token=token, revision=revision,
+                create_pr=create_pr,
+            )
 
     def reconstruction_loss(self, reconstruction: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.config.reconstruction_loss == "l1":
@@ -251,6 +298,9 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
         return F.mse_loss(reconstruction, pixel_values)
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool = True, **kwargs) -> VQModelOutput:
+        # transformers' utilities pass keyword arguments by name; one this model does not know
+        # (a typo, or a GPT argument given to a tokenizer) must not be silently ignored.
+        reject_unknown_arguments(type(self).__name__, kwargs, ("pixel_values", "return_dict"))
         encoded = self.encode(pixel_values)
         reconstruction = self.decode_latents(encoded.quantized)
         reconstruction_loss = self.reconstruction_loss(reconstruction, pixel_values)
@@ -269,3 +319,35 @@ class VQTokenizerPreTrainedModel(PreTrainedModel):
             loss_terms={"reconstruction": reconstruction_loss, **terms},
         )
         return output if return_dict else output.to_tuple()
+
+
+class ConvTokenizerModel(VQTokenizerPreTrainedModel):
+    """encoder -> quant_conv (1x1 to the code dim) -> quantizer -> post_quant_conv (1x1 back) -> decoder.
+
+    The layout shared by the SimpleCNN tokenizers and the taming / LlamaGen VQGANs. A subclass
+    defines ``latent_channels(config)`` (channels at the encoder's output and the decoder's input),
+    ``build_encoder(config)`` / ``build_decoder(config)`` (conv stacks with a ``last_layer``) and
+    ``build_quantizer(config)`` (a module of ``hf_vq.quantizers``).
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        latent_channels = self.latent_channels(config)
+        # Creation order fixes the random initialisation: encoder, convs and quantizer, decoder.
+        self.encoder = self.build_encoder(config)
+        self.quant_conv = nn.Conv2d(latent_channels, config.codebook_dim, kernel_size=1)
+        self.quantizer = self.build_quantizer(config)
+        self.post_quant_conv = nn.Conv2d(config.codebook_dim, latent_channels, kernel_size=1)
+        self.decoder = self.build_decoder(config)
+        self.post_init()
+
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.quant_conv(self.encoder(pixel_values))
+
+    def decode_latents(self, quantized: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(quantized))
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's final conv weight (where the adaptive GAN weight is measured)."""
+        return self.decoder.last_layer

@@ -2,8 +2,12 @@
 
 Both components are hf_vq models, i.e. transformers ``PreTrainedModel`` subclasses. diffusers
 saves them through ``save_pretrained``; to load them back it must know the library that
-defines them, so importing this module registers ``hf_vq`` (and its two base classes) in
-diffusers' table of loadable libraries. ``model_index.json`` then names ``["hf_vq", "<Class>"]``.
+defines them: ``register_hf_vq_with_diffusers()`` (called by the pipeline's ``__init__`` and
+``from_pretrained``) adds ``hf_vq`` and its two base classes to diffusers' table of loadable
+libraries. ``model_index.json`` then names ``["hf_vq", "<Class>"]``.
+
+Sampling is ``hf_vq.generation.generate_images``: the pipeline only repeats the labels and
+converts the output, so both give the same images for the same arguments and seed.
 """
 
 from collections.abc import Sequence
@@ -12,8 +16,8 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.pipelines import pipeline_loading_utils
 
-from ..generation.images import check_compatible, tokens_to_indices
-from ..generation.sampling import generate
+from ..generation.images import check_compatible, generate_images
+from ..generation.sampling import DEFAULT_GUIDANCE_SCALE
 from ..models.base import VQTokenizerPreTrainedModel
 from ..models.llamagen_gpt import LlamaGenGPTPreTrainedModel
 
@@ -31,8 +35,6 @@ def register_hf_vq_with_diffusers() -> None:
     pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.update(HF_VQ_LOADABLE_CLASSES)
 
 
-register_hf_vq_with_diffusers()
-
 
 class VQAutoregressivePipeline(DiffusionPipeline):
     """Class-conditional image generation with an autoregressive GPT over a VQ tokenizer's codes.
@@ -45,15 +47,22 @@ class VQAutoregressivePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "transformer->tokenizer"
 
     def __init__(self, tokenizer: VQTokenizerPreTrainedModel, transformer: LlamaGenGPTPreTrainedModel):
+        register_hf_vq_with_diffusers()
         super().__init__()
         check_compatible(transformer, tokenizer)
         self.register_modules(tokenizer=tokenizer, transformer=transformer)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' ``from_pretrained``, after telling diffusers how to load hf_vq components."""
+        register_hf_vq_with_diffusers()
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @torch.no_grad()
     def __call__(
         self,
         class_labels: int | Sequence[int] | torch.Tensor,
-        guidance_scale: float = 2.0,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
@@ -65,9 +74,10 @@ class VQAutoregressivePipeline(DiffusionPipeline):
     ) -> ImagePipelineOutput | tuple:
         """Generate ``num_images_per_label`` images for every label.
 
-        ``guidance_scale`` (> 1 enables classifier-free guidance; LlamaGen uses 2.0 for GPT-B/L and
-        1.75 for XL/XXL), ``temperature``, ``top_k`` (0 = off) and ``top_p`` (1 = off) shape each token
-        draw; ``cfg_interval`` follows LlamaGen (-1 = guide every token). ``generator`` seeds the draws.
+        ``guidance_scale`` (default ``DEFAULT_GUIDANCE_SCALE`` = 2.0, as ``generate_images``; > 1 enables
+        classifier-free guidance; LlamaGen uses 2.0 for GPT-B/L and 1.75 for XL/XXL), ``temperature``,
+        ``top_k`` (0 = off) and ``top_p`` (1 = off) shape each token draw; ``cfg_interval`` follows
+        LlamaGen (-1 = guide every token). ``generator`` seeds the draws.
         ``output_type``: "pil" (list of PIL images), "np" ((B, H, W, C) floats in [0, 1]) or "pt"
         ((B, C, H, W) in [0, 1]).
         """
@@ -80,13 +90,11 @@ class VQAutoregressivePipeline(DiffusionPipeline):
         labels = torch.as_tensor([class_labels] if isinstance(class_labels, int) else class_labels)
         labels = labels.repeat_interleave(num_images_per_label)
 
-        tokens = generate(
-            self.transformer, labels, guidance_scale=guidance_scale, cfg_interval=cfg_interval,
-            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
-            progress_bar=self.progress_bar,
+        images = generate_images(
+            self.transformer, self.tokenizer, labels, guidance_scale=guidance_scale, cfg_interval=cfg_interval,
+            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, progress_bar=self.progress_bar,
         )
-        indices = tokens_to_indices(self.tokenizer, tokens).to(self.tokenizer.device)
-        images = (self.tokenizer.decode_indices(indices).sample.float() / 2 + 0.5).clamp(0, 1)
+        images = (images.float() / 2 + 0.5).clamp(0, 1)
         self.maybe_free_model_hooks()
 
         if output_type == "pt":

@@ -14,6 +14,7 @@ from .fsq import FSQ
 from .lfq import LFQ
 from .nearest import nearest_code
 from .output import QuantizerOutput, batch_perplexity
+from .projected_codebook import ProjectedCodebookQuantizer
 from .simvq import SimVQ
 from .usage import CodebookUsage
 from .vector_quantizer import DISTANCES, VectorQuantizer
@@ -29,6 +30,7 @@ __all__ = [
     "FSQ",
     "KMeansInit",
     "LFQ",
+    "ProjectedCodebookQuantizer",
     "Quantizer",
     "QuantizerOutput",
     "SimVQ",

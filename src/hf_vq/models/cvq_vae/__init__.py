@@ -1,4 +1,6 @@
-from .configuration_cvq_vae import CVQVAEConfig
-from .modeling_cvq_vae import CVQVAEModel
+"""``CVQVAEConfig`` (configuration_cvq_vae.py) and ``CVQVAEModel`` (modeling_cvq_vae.py), imported on first use."""
+
+from ...utils.lazy import lazy_exports
 
 __all__ = ["CVQVAEConfig", "CVQVAEModel"]
+__getattr__, __dir__ = lazy_exports(globals(), {"CVQVAEConfig": ".configuration_cvq_vae", "CVQVAEModel": ".modeling_cvq_vae"})

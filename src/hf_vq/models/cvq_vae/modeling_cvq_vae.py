@@ -8,6 +8,8 @@ from .configuration_cvq_vae import CVQVAEConfig
 class CVQVAEModel(SimpleCNNTokenizerModel):
     config: CVQVAEConfig
     config_class = CVQVAEConfig
+    # Changing these changes what the same weights compute (checked on from_pretrained).
+    function_config_fields = ("distance",)
 
     def build_quantizer(self, config: CVQVAEConfig) -> VectorQuantizer:
         return VectorQuantizer(

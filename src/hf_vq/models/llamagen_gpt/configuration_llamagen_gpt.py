@@ -66,6 +66,10 @@ class LlamaGenGPTConfig(PreTrainedConfig):
     class_dropout_prob: float = 0.1
 
     def __post_init__(self, **kwargs):
+        for field in ("vocab_size", "block_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_classes"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} must be a positive integer; got {value!r}.")
         if self.rope_type not in ROPE_TYPES:
             raise ValueError(f"Unknown rope_type {self.rope_type!r}; choose one of {ROPE_TYPES}.")
         if self.hidden_size % self.num_attention_heads:

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ..loading import StrictLoadingMixin
 from .configuration_llamagen_gpt import LlamaGenGPTConfig
 
 IGNORE_INDEX = -100
@@ -190,12 +191,28 @@ class LlamaGenBlock(nn.Module):
 
 
 # -- the model ----------------------------------------------------------------------------
-class LlamaGenGPTPreTrainedModel(PreTrainedModel):
+def check_input_ids(input_ids, vocab_size: int) -> None:
+    """Image tokens: a (batch, num_tokens) integer tensor of codes in [0, vocab_size)."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"input_ids must be an integer torch.Tensor; got {getattr(input_ids, 'dtype', type(input_ids))}.")
+    if input_ids.ndim != 2:
+        raise ValueError(f"input_ids must have shape (batch, num_tokens); got {tuple(input_ids.shape)}.")
+    if input_ids.numel():
+        low, high = torch.stack(torch.aminmax(input_ids)).tolist()
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"input_ids must be codes in [0, {vocab_size}) (vocab_size = the tokenizer's codebook_size); got values in "
+                f"[{low}, {high}]. Were the tokens made by another tokenizer?"
+            )
+
+class LlamaGenGPTPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: LlamaGenGPTConfig
     config_class = LlamaGenGPTConfig
     base_model_prefix = "llamagen_gpt"
     main_input_name = "input_ids"
     _no_split_modules = ("LlamaGenBlock",)
+    # Same weights, other function: heads split the fused q/k/v differently, RoPE moves the positions.
+    function_config_fields = ("num_attention_heads", "num_key_value_heads", "rope_type", "rope_base", "block_size", "norm_eps")
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -280,6 +297,11 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
         return_dict: bool = True,
         **kwargs,
     ):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.forward() got unexpected argument(s) {sorted(kwargs)}; it takes input_ids, "
+                "class_labels, labels, cache and return_dict."
+            )
         start = cache.length if cache is not None else 0
         if start == 0 and class_labels is None:
             raise ValueError("class_labels are required for a sequence that starts at the class token.")
@@ -292,8 +314,7 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
         if class_labels is not None:
             pieces.append(self.embed_class_labels(class_labels))
         if input_ids is not None:
-            if input_ids.ndim != 2:
-                raise ValueError(f"input_ids must have shape (batch, num_tokens); got {tuple(input_ids.shape)}.")
+            check_input_ids(input_ids, self.config.vocab_size)
             pieces.append(self.token_embedding(input_ids))
         hidden = self.token_dropout(torch.cat(pieces, dim=1))
         end = start + hidden.shape[1]

@@ -17,6 +17,8 @@ from .configuration_llamagen_vq import LlamaGenVQConfig
 class LlamaGenVQModel(VQGANModel):
     config: LlamaGenVQConfig
     config_class = LlamaGenVQConfig
+    # Changing these changes what the same weights compute (checked on from_pretrained).
+    function_config_fields = ("l2_norm",)
 
     def build_quantizer(self, config: LlamaGenVQConfig) -> VectorQuantizer:
         return VectorQuantizer(

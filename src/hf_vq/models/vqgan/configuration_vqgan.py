@@ -2,7 +2,7 @@
 
 from huggingface_hub.dataclasses import strict
 
-from ..base import VQTokenizerConfig
+from ..configuration_base import VQTokenizerConfig
 
 
 class VQGANBackboneConfig(VQTokenizerConfig):

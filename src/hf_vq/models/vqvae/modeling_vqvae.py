@@ -8,6 +8,8 @@ from .configuration_vqvae import VQVAEConfig
 class VQVAEModel(SimpleCNNTokenizerModel):
     config: VQVAEConfig
     config_class = VQVAEConfig
+    # Changing these changes what the same weights compute (checked on from_pretrained).
+    function_config_fields = ("l2_norm",)
 
     def build_quantizer(self, config: VQVAEConfig) -> VectorQuantizer:
         behaviours = []

@@ -2,8 +2,9 @@
 
 The protocol (REFERENCES): one sample per ImageNet-val image (50,000, 50 per class),
 pytorch-fid Inception features, reference statistics of the center-cropped val images.
-The statistics and the Frechet distance are ``hf_vq.evaluation``'s; this module only feeds
-them the samples and says what the number was computed against.
+The samples come from ``hf_vq.generation.generate_samples``; this module feeds them to the
+FID statistics and the Frechet distance of ``hf_vq.evaluation.fid`` and says what the number
+was computed against. It lives in evaluation so that generation never imports evaluation.
 """
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..evaluation.fid import FIDStatistics, compute_fid_statistics, feature_extractor_description, frechet_distance
+from .fid import FIDStatistics, compute_fid_statistics, feature_extractor_description, frechet_distance
 
 
 def _batches(samples: np.ndarray, batch_size: int):
