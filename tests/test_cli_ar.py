@@ -58,7 +58,7 @@ def test_cli_tokenize_train_resume_generate(tokenizer_dir, image_dataset, tmp_pa
              "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--batch-size", "4",
              "--learning-rate", "1e-3", "--checkpoint-every", "3"]
     assert main([*train, "--max-steps", "3"]) == 0
-    assert (gpt_dir / "checkpoint-3").is_dir()
+    assert (gpt_dir / "checkpoints" / "checkpoint-00000003").is_dir()
     assert main([*train, "--max-steps", "5", "--resume"]) == 0
     gpt = hf_vq.LlamaGenGPTModel.from_pretrained(gpt_dir)
     assert gpt.config.vocab_size == 64 and gpt.config.num_classes == 3 and gpt.config.block_size == 16
@@ -78,3 +78,27 @@ def test_cli_convert_llamagen_gpt(tmp_path, capsys):
     assert "hf-vq: error:" in capsys.readouterr().err
     with pytest.raises(ValueError, match="preset GPT-B"):
         main([*args, "--debug"])
+
+
+def test_readme_walkthrough_demo_tokenizer_to_tokens_to_tiny_gpt_to_a_grid(tmp_path):
+    """The README's AR walkthrough, shrunk: hf-vq train -> tokenize --dataset embedded -> train-ar
+    configs/ar/tiny.yaml -> generate."""
+    from accelerate.state import AcceleratorState
+
+    tokenizer, tokens, gpt, samples = (tmp_path / name for name in ("vqvae", "tokens", "gpt", "samples"))
+    assert main(["train", "--output_dir", str(tokenizer), "--training.max_steps", "3", "--model.hidden_dim", "16",
+                 "--data.max_eval_images", "8", "--training.report_to", "none"]) == 0
+    assert main(["tokenize", "--tokenizer", str(tokenizer), "--dataset", "embedded", "--output-dir", str(tokens)]) == 0
+    rows = load_from_disk(tokens)
+    assert len(rows) == 2048 and set(rows["class_labels"]) == set(range(11))  # one class per embedded photograph
+    AcceleratorState._reset_state(reset_partial_state=True)
+    assert main(["train-ar", "configs/ar/tiny.yaml", "--data.tokens", str(tokens), "--data.tokenizer", str(tokenizer),
+                 "--output_dir", str(gpt), "--training.max_steps", "4", "--model.hidden_size", "32",
+                 "--model.num_hidden_layers", "1", "--training.report_to", "none"]) == 0
+    assert (gpt / "train_history.json").is_file() and (gpt / "metrics.json").is_file()
+    model = hf_vq.LlamaGenGPTModel.from_pretrained(gpt)
+    assert model.config.num_classes == 11 and model.config.vocab_size == 256 and model.config.block_size == 64
+    assert main(["generate", "--transformer", str(gpt), "--tokenizer", str(tokenizer), "--output-dir", str(samples),
+                 "--class-labels", "0", "5", "--num-images-per-label", "2"]) == 0
+    grid = np.asarray(Image.open(samples / "grid.png"))
+    assert grid.shape == (64, 64, 3) and grid.std() > 1  # 2 x 2 images of 32 px, not a constant image

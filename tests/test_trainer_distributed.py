@@ -82,8 +82,8 @@ def test_two_processes_see_different_images_and_keep_identical_codebooks(tmp_pat
     # both processes wrote their RNG states into the one checkpoint, which was then published
     checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-00000003"
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == checkpoint.name
-    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors", "trainer_state.json"} <= {
-        p.name for p in checkpoint.iterdir()
-    }
+    files = {p.name for p in checkpoint.iterdir()}
+    assert {"rng_state_0.safetensors", "rng_state_1.safetensors", "model.safetensors", "trainer_state.json"} <= files
+    assert all(name.endswith((".safetensors", ".json")) for name in files), files  # no pickles
     # the discriminator trained on both ranks (steps >= disc_start have its loss)
     assert all("discriminator" in entry for entry in rank0["history"][1:])

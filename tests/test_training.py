@@ -80,3 +80,46 @@ def test_cli_lists_subcommands(capsys):
     assert "train" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["evaluate-nothing"])
+
+
+def test_every_section_is_typed_and_validated_at_load(tmp_path):
+    from hf_vq.training import ConfigError
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(DEMO_CONFIG).replace("learning_rate: 0.0004", "learning_rate: 1e-4")
+                    + "loss:\n  lpips_weight: 5e-1\n")
+    assert yaml.safe_load(path.read_text())["training"]["learning_rate"] == "1e-4"  # what PyYAML alone gives
+    config = load_config(path, ["--training.learning_rate", "1e-3", "--model.entropy_weight", "2.5E-1"])
+    assert config.training.learning_rate == 1e-3 and isinstance(config.training.learning_rate, float)
+    assert config.loss.lpips_weight == 0.5 and config.model["entropy_weight"] == 0.25
+    assert load_config(path).training.learning_rate == 1e-4
+
+    bad = {
+        ("--training.max_steps", "abc"): r"training\.max_steps must be an integer; got 'abc'",
+        ("--training.max_steps", "0"): r"training\.max_steps must be > 0; got 0",
+        ("--training.max_steps", "-5"): r"training\.max_steps must be > 0; got -5",
+        ("--training.batch_size", "1.5"): r"training\.batch_size must be an integer; got 1\.5",
+        ("--training.learning_rate", "fast"): r"training\.learning_rate must be a number; got 'fast'",
+        ("--training.mixed_precision", "fp8"): r"training\.mixed_precision must be one of 'no', 'fp16', 'bf16'",
+        ("--training.lr_scheduler", "cosin"): r"training\.lr_scheduler must be one of",
+        ("--training.ema_decay", "1.5"): r"training\.ema_decay must be in \(0, 1\)",
+        ("--data.image_size", "big"): r"data\.image_size must be an integer",
+        ("--data.streaming", "maybe"): r"data\.streaming must be true or false",
+        ("--loss.disc_loss", "wasserstein"): r"loss\.disc_loss must be one of 'hinge', 'non_saturating'",
+        ("--loss.lpips_weight", "-1"): r"loss\.lpips_weight must be >= 0",
+        ("--eval.batch_size", "0"): r"eval\.batch_size must be > 0",
+        ("--model.codebook_size", "many"): r"model\.codebook_size must be an integer; got 'many'",
+        ("--model.codebok_size", "8"): r"Unknown keys \['codebok_size'\] in `model:`",
+        ("--eval.grid", "8"): r"Unknown keys \['grid'\] in `eval:`",
+        ("--seed", "x"): r"seed must be an integer",
+    }
+    for override, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, list(override))
+
+
+def test_unknown_model_type_is_named_at_load():
+    from hf_vq.training import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.model_type must be one of \[.*'vqvae'.*\]; got 'vqvea'"):
+        load_config(None, ["--model.model_type", "vqvea"])

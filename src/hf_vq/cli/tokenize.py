@@ -4,7 +4,10 @@
 def register(subparsers) -> None:
     parser = subparsers.add_parser("tokenize", help="Encode images with a tokenizer into a token dataset.")
     parser.add_argument("--tokenizer", required=True, help="hf_vq tokenizer folder (save_pretrained).")
-    parser.add_argument("--dataset", required=True, help="A datasets.save_to_disk folder or an imagefolder directory.")
+    parser.add_argument(
+        "--dataset", required=True,
+        help="A datasets.save_to_disk folder, an imagefolder directory, or `embedded` (the crops of the photographs "
+        "that ship with scikit-image; label = the photograph, 11 classes in train).")
     parser.add_argument("--split", default="train", help="Split of an imagefolder / DatasetDict (default train).")
     parser.add_argument("--output-dir", required=True, help="Where to save_to_disk the token dataset.")
     parser.add_argument("--image-column", default="image")
@@ -20,6 +23,10 @@ def load_image_dataset(path: str, split: str):
 
     from datasets import DatasetDict, load_dataset, load_from_disk
 
+    if path == "embedded":
+        from ..data import load_embedded_dataset
+
+        return load_embedded_dataset(split)
     saved = Path(path)
     if (saved / "dataset_info.json").exists() or (saved / "dataset_dict.json").exists():
         dataset = load_from_disk(path)

@@ -1,4 +1,4 @@
-"""``hf-vq train [CONFIG] [--resume [latest|DIR]] [--section.key value ...]``."""
+"""``hf-vq train [CONFIG] [--resume [latest|DIR]] [--overwrite] [--section.key value ...]``."""
 
 
 def register(subparsers) -> None:
@@ -21,18 +21,31 @@ def register(subparsers) -> None:
         help="continue from the latest checkpoint of output_dir (no value or `latest`) or from a "
         "checkpoint directory (same as --training.resume_from).",
     )
+    parser.add_argument(
+        "--resume-allow-changes", action="store_true",
+        help="resume even when settings that change the run (batch size, model, data...) differ from the "
+        "checkpoint's (same as --training.resume_allow_changes true).",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="start over in an output_dir that holds an earlier run, deleting what a run writes there "
+        "(same as --training.overwrite true).",
+    )
     parser.set_defaults(func=run, accepts_overrides=True, overrides=[])
 
 
-def _drop_resume_flag(tokens: list) -> list:
-    """The raw override tokens still hold ``--resume VALUE`` (argparse already parsed it)."""
+FLAGS = ("--resume", "--resume-allow-changes", "--overwrite")
+
+
+def _drop_flags(tokens: list) -> list:
+    """The raw override tokens still hold this command's own flags (argparse already parsed them)."""
     kept, skip_value = [], False
     for token in tokens:
         if skip_value and not token.startswith("-"):
             skip_value = False
             continue
         skip_value = token == "--resume"
-        if not skip_value and not token.startswith("--resume="):
+        if token not in FLAGS and not token.startswith("--resume="):
             kept.append(token)
     return kept
 
@@ -40,8 +53,12 @@ def _drop_resume_flag(tokens: list) -> list:
 def run(args) -> int:
     from ..training import train_from_config
 
-    overrides = _drop_resume_flag(list(args.overrides))
+    overrides = _drop_flags(list(args.overrides))
     if args.resume:
         overrides += ["--training.resume_from", args.resume]
+    if args.resume_allow_changes:
+        overrides += ["--training.resume_allow_changes", "true"]
+    if args.overwrite:
+        overrides += ["--training.overwrite", "true"]
     train_from_config(args.config, overrides)
     return 0

@@ -1,59 +1,85 @@
-"""``hf-vq train-ar``: train a LlamaGen GPT on a token dataset (from ``hf-vq tokenize``)."""
+"""``hf-vq train-ar [CONFIG] [flags] [--section.key value ...]``: train a LlamaGen GPT on a token dataset.
+
+CONFIG is a YAML file (``configs/ar/``) with ``model`` (``preset`` + GPT config fields), ``data``
+(``tokens``, ``tokenizer``) and ``training`` sections; any value can be overridden with a dotted
+key as in ``hf-vq train``. The flags below are shortcuts for the same keys.
+"""
+
+# flag -> the config key it sets
+FLAG_KEYS = {
+    "tokens": "data.tokens", "tokenizer": "data.tokenizer", "num_classes": "data.num_classes",
+    "output_dir": "output_dir", "seed": "seed", "preset": "model.preset", "hidden_size": "model.hidden_size",
+    "num_layers": "model.num_hidden_layers", "num_heads": "model.num_attention_heads",
+    "max_steps": "training.max_steps", "batch_size": "training.batch_size", "learning_rate": "training.learning_rate",
+    "weight_decay": "training.weight_decay", "warmup_steps": "training.warmup_steps",
+    "checkpoint_every": "training.checkpoint_every", "mixed_precision": "training.mixed_precision",
+}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train-ar", help="Train a class-conditional GPT on token sequences.")
-    parser.add_argument("--tokens", required=True, help="Token dataset folder (hf-vq tokenize --output-dir).")
-    parser.add_argument("--tokenizer", required=True, help="The tokenizer that made the tokens (for its codebook size).")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--preset", default="GPT-B", help="GPT-B, GPT-L, GPT-XL, GPT-XXL, GPT-3B.")
+    parser = subparsers.add_parser(
+        "train-ar", help="Train a class-conditional GPT on token sequences.",
+        description="Train a LlamaGen GPT on a token dataset (hf-vq tokenize). Give a YAML config (configs/ar/) and/or "
+        "the flags; override any value with --section.key value, e.g. --training.max_steps 100.")
+    parser.add_argument("config", nargs="?", default=None, help="YAML config (configs/ar/*.yaml); optional.")
+    parser.add_argument("--tokens", help="Token dataset folder (hf-vq tokenize --output-dir) = data.tokens.")
+    parser.add_argument("--tokenizer", help="The tokenizer that made the tokens (for its codebook size) = data.tokenizer.")
+    parser.add_argument("--output-dir", help="= output_dir.")
+    parser.add_argument("--preset", help="GPT-B, GPT-L, GPT-XL, GPT-XXL, GPT-3B (= model.preset; default GPT-B).")
     parser.add_argument("--hidden-size", type=int, help="Override the preset (small experiments).")
     parser.add_argument("--num-layers", type=int, help="Override the preset.")
     parser.add_argument("--num-heads", type=int, help="Override the preset.")
     parser.add_argument("--num-classes", type=int, help="Default: largest label + 1.")
-    parser.add_argument("--max-steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--warmup-steps", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output-dir.")
-    parser.set_defaults(func=run)
+    parser.add_argument("--max-steps", type=int, help="Default 1000.")
+    parser.add_argument("--batch-size", type=int, help="Per process; default 32.")
+    parser.add_argument("--learning-rate", type=float, help="Default 1e-4.")
+    parser.add_argument("--weight-decay", type=float, help="Default 0.05 (matrices only).")
+    parser.add_argument("--warmup-steps", type=int, help="Default 0.")
+    parser.add_argument("--checkpoint-every", type=int, help="Default 500.")
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"])
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="latest|CHECKPOINT_DIR",
+                        help="Continue from the latest checkpoint of the output dir (no value) or from a checkpoint "
+                        "directory (= training.resume_from).")
+    parser.add_argument("--resume-allow-changes", action="store_true",
+                        help="Resume even when settings that change the run differ from the checkpoint's.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Start over in an output dir that holds an earlier run (deletes its checkpoints, model, logs).")
+    parser.set_defaults(func=run, accepts_overrides=True, overrides=[])
+
+
+def dotted_overrides(tokens: list) -> list:
+    """The ``--section.key value`` tokens among everything after the command (flags are parsed by argparse)."""
+    kept, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        key = token[2:].split("=", 1)[0] if token.startswith("--") else ""
+        if "." in key or key in ("output_dir", "seed"):
+            takes_value = "=" not in token
+            kept.extend(tokens[i : i + 1 + takes_value])
+            i += 1 + takes_value
+        else:
+            i += 1
+    return kept
 
 
 def run(args) -> int:
-    from datasets import load_from_disk
-    from transformers import AutoConfig
+    from ..training import load_ar_config, train_ar
 
-    from ..models.llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
-    from ..training.ar_trainer import ARTrainingArguments, train_ar
-
-    tokens = load_from_disk(args.tokens)
-    tokenizer_config = AutoConfig.from_pretrained(args.tokenizer)
-    overrides = {
-        key: value
-        for key, value in (
-            ("hidden_size", args.hidden_size), ("num_hidden_layers", args.num_layers), ("num_attention_heads", args.num_heads)
-        )
-        if value is not None
-    }
-    block_size = len(tokens[0]["input_ids"])
-    grid_side = round(block_size**0.5)
-    config = LlamaGenGPTConfig.from_preset(
-        args.preset,
-        vocab_size=tokenizer_config.codebook_size,
-        block_size=block_size,
-        rope_type="2d" if grid_side * grid_side == block_size else "1d",
-        num_classes=args.num_classes or max(tokens["class_labels"]) + 1,
-        **overrides,
-    )
-    training = ARTrainingArguments(
-        output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        checkpoint_every=args.checkpoint_every, mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,
-    )
-    losses = train_ar(LlamaGenGPTModel(config), tokens, training)
-    print(f"Trained {len(losses)} steps, last loss {losses[-1]:.4f}; saved to {args.output_dir}" if losses else "Nothing to train.")
+    overrides = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides += [f"--{key}", str(value)]
+    overrides += dotted_overrides(list(args.overrides))
+    if args.resume:
+        overrides += ["--training.resume_from", args.resume]
+    if args.resume_allow_changes:
+        overrides += ["--training.resume_allow_changes", "true"]
+    if args.overwrite:
+        overrides += ["--training.overwrite", "true"]
+    config = load_ar_config(args.config, overrides)
+    result = train_ar(config)
+    print(f"Trained {len(result.history) and result.history[-1]['step'] + 1} steps; last logged loss "
+          f"{result.metrics['last_logged_loss']}; saved to {result.output_dir}")
     return 0

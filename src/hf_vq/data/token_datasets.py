@@ -61,12 +61,13 @@ def tokenize_dataset(
     image_size = tokenizer.config.image_size
 
     def encode_batch(batch):
-        input_ids, class_labels = [], []
+        views, class_labels = [], []
         for image, label in zip(batch[image_column], batch[label_column]):
-            views = augmented_views(image, image_size, augment)
-            input_ids.extend(encode_views(tokenizer, views).tolist())
-            class_labels.extend([int(label)] * len(views))
-        return {"input_ids": input_ids, "class_labels": class_labels}
+            image_views = augmented_views(image, image_size, augment)
+            views.extend(image_views)
+            class_labels.extend([int(label)] * len(image_views))
+        # One forward pass for every view of the batch.
+        return {"input_ids": encode_views(tokenizer, views).tolist(), "class_labels": class_labels}
 
     return dataset.map(
         encode_batch, batched=True, batch_size=batch_size, num_proc=num_proc,

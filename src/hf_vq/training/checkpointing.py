@@ -1,18 +1,23 @@
 """Crash-safe checkpoints: ``output_dir/checkpoints/checkpoint-<step>`` plus a ``latest`` pointer.
 
-A checkpoint is written into ``.tmp-checkpoint-<step>`` (Accelerate ``save_state`` from every
-process, then our ``trainer_state.json``), renamed to ``checkpoint-<step>`` in one atomic
-``os.replace``, and only then is the ``latest`` file replaced (written to a temp file, then
-``os.replace``). A crash at any moment leaves either the previous complete checkpoint or the
-new one as ``latest``, never a half-written one. Leftover temp directories are removed at
-start. Multi-node runs need ``output_dir`` on a filesystem shared by all nodes.
+A checkpoint is written into ``.tmp-checkpoint-<step>`` (every process writes its part: the
+main process the weights, optimizers and ``trainer_state.json``, each process its RNG state),
+renamed to ``checkpoint-<step>`` in one atomic ``os.replace``, and only then is the ``latest``
+file replaced (written to a temp file, then ``os.replace``). A crash at any moment leaves
+either the previous complete checkpoint or the new one as ``latest``, never a half-written
+one. Leftover temp directories are removed at start; only the last ``keep`` are kept.
+Multi-node runs need ``output_dir`` on a filesystem shared by all nodes.
+
+What goes into a checkpoint is decided by the engine (:mod:`hf_vq.training.engine`); the files
+are safetensors and JSON only (:mod:`hf_vq.training.state`).
 """
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
+
+from .state import CheckpointFormatError
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 LATEST_FILE = "latest"
@@ -39,8 +44,8 @@ class CheckpointManager:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
         return [path for _, path in sorted(found)]
 
-    def save(self, step: int, trainer_state: dict) -> Path:
-        """Save the Accelerate state and ``trainer_state`` for ``step`` (call on every process)."""
+    def save(self, step: int, write) -> Path:
+        """Call ``write(directory)`` on every process into a temp directory, then publish it atomically."""
         name = f"checkpoint-{step:08d}"
         temp = self.directory / f".tmp-{name}"
         final = self.directory / name
@@ -48,10 +53,9 @@ class CheckpointManager:
             shutil.rmtree(temp, ignore_errors=True)
             temp.mkdir(parents=True)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(temp), safe_serialization=True)
+        write(temp)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            (temp / TRAINER_STATE_FILE).write_text(json.dumps(trainer_state))
             if final.exists():  # a previous run reached this step and died before moving `latest` past it
                 shutil.rmtree(final)
             os.replace(temp, final)
@@ -70,7 +74,16 @@ class CheckpointManager:
             pointer = self.directory / LATEST_FILE
             if not pointer.is_file():
                 return None
-            path = self.directory / pointer.read_text().strip()
+            try:
+                name = pointer.read_bytes().decode("ascii").strip()
+            except UnicodeDecodeError:
+                name = ""
+            if not CHECKPOINT_PATTERN.match(name):
+                raise CheckpointFormatError(
+                    f"{pointer} should name a checkpoint-<step> directory but holds something else. Resume from a "
+                    f"checkpoint directory with --training.resume_from {self.directory}/checkpoint-<step>."
+                )
+            path = self.directory / name
             if not path.is_dir():
                 raise FileNotFoundError(
                     f"{pointer} names {path.name}, which does not exist. Resume from an existing checkpoint with "
@@ -84,8 +97,3 @@ class CheckpointManager:
                 f"checkpoint-<step> directory under {self.directory}."
             )
         return path
-
-    def load(self, path: Path) -> dict:
-        """Restore the Accelerate state from ``path`` and return its trainer state."""
-        self.accelerator.load_state(str(path))
-        return json.loads((path / TRAINER_STATE_FILE).read_text())

@@ -1,11 +1,21 @@
-"""Training configuration: YAML files with sections, validated into dataclasses.
+"""Training configuration: YAML files with sections, typed and validated into dataclasses at load.
 
-A config has the sections ``model`` (``model_type`` + the tokenizer config's fields),
-``data``, ``loss``, ``training`` and ``eval``, plus ``output_dir`` and ``seed``. Command-line
-overrides use dotted keys: ``--training.max_steps 100``. Unknown keys are errors.
+A tokenizer config (``hf-vq train``) has the sections ``model`` (``model_type`` + the tokenizer
+config's fields, or ``pretrained``), ``data``, ``loss``, ``training`` and ``eval``, plus
+``output_dir`` and ``seed``. A GPT config (``hf-vq train-ar``, :class:`ARTrainConfig`) has
+``model`` (``preset`` + ``LlamaGenGPTConfig`` fields), ``data`` (the token dataset and its
+tokenizer) and ``training``. Command-line overrides use dotted keys: ``--training.max_steps 100``.
+
+Every value is checked against its field's type when the config is loaded, before anything
+runs: ``1e-4`` is a float (PyYAML alone would read it as a string), ``max_steps: abc`` or
+``max_steps: 0`` is an error naming the key and what it takes, and unknown keys are errors.
 """
 
 import copy
+import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -34,8 +44,147 @@ DEMO_CONFIG = {
 }
 
 
+class ConfigError(ValueError):
+    """A config value has the wrong type or range, or a key is unknown."""
+
+
+# -- YAML that reads 1e-4 as a float ------------------------------------------------------------
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's float syntax: ``1e-4`` and ``5E3`` are floats
+    (YAML 1.1, which PyYAML implements, needs a dot: ``1.0e-4``)."""
+
+
+_FLOAT_PATTERN = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_ConfigLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_PATTERN, list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    """YAML text -> Python values, with ``1e-4`` read as a float."""
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
+# -- typed fields -------------------------------------------------------------------------------
+
+def _type_name(annotation) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple):
+        return "a list"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def coerce_value(value, annotation, key: str):
+    """``value`` checked against ``annotation``: ints become floats for float fields, numeric
+    strings ("1e-4") become numbers; anything else that does not fit raises a ConfigError
+    naming ``key`` and the expected type."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is typing.Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return coerce_value(value, option, key)
+            except ConfigError:
+                continue
+    elif origin is typing.Literal:
+        if value in args:
+            return value
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"[-+]?\d+", value.strip()):
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple) or annotation in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            item_type = args[0] if args else typing.Any
+            return [coerce_value(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    elif annotation is dict or origin is dict:
+        if isinstance(value, dict):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{key} must be {_type_name(annotation)}; got {value!r} ({type(value).__name__}).")
+
+
+def coerce_fields(values: dict, type_hints: dict, section: str) -> dict:
+    """Check every key of ``values`` against ``type_hints``; unknown keys are errors."""
+    unknown = sorted(set(values) - set(type_hints))
+    if unknown:
+        raise ConfigError(f"Unknown keys {unknown} in `{section}:`; allowed: {sorted(type_hints)}.")
+    return {key: coerce_value(value, type_hints[key], f"{section}.{key}") for key, value in values.items()}
+
+
+def _check(condition: bool, key: str, requirement: str, value) -> None:
+    if not condition:
+        raise ConfigError(f"{key} must be {requirement}; got {value!r}.")
+
+
+class _Section:
+    """A config section: every field is coerced to its annotated type, then ``check`` validates ranges."""
+
+    section = ""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            setattr(self, f.name, coerce_value(getattr(self, f.name), hints[f.name], f"{self.section}.{f.name}"))
+        self.check()
+
+    def check(self) -> None:
+        pass
+
+    def _positive(self, *names: str, allow_zero: bool = False) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            ok = value >= 0 if allow_zero else value > 0
+            if isinstance(value, float):
+                ok = ok and math.isfinite(value)
+            _check(ok, f"{self.section}.{name}", ">= 0" if allow_zero else "> 0", value)
+
+    @classmethod
+    def from_values(cls, values: dict | None):
+        values = dict(values or {})
+        coerce_fields(values, typing.get_type_hints(cls), cls.section)  # unknown keys and types, with the key
+        return cls(**values)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
     """Where images come from and how they are cropped.
 
     dataset: "embedded" (scikit-image crops, no download), "imagefolder" (``train_data_dir``)
@@ -51,6 +200,7 @@ class DataConfig:
         [64, 80] at 64 px, random crop); both then flip. ``min_crop_scale`` sets the range of both.
     """
 
+    section = "data"
     dataset: str = "embedded"
     dataset_config: str | None = None
     train_data_dir: str | None = None
@@ -70,12 +220,18 @@ class DataConfig:
         if self.train_crop not in TRAIN_CROPS:
             raise ValueError(f"data.train_crop must be one of {TRAIN_CROPS}; got {self.train_crop!r}.")
 
+    def check(self):
+        self._positive("eval_holdout", "max_eval_images", "image_size")
+        self._positive("num_workers", allow_zero=True)
+        _check(0 < self.min_crop_scale <= 1, "data.min_crop_scale", "in (0, 1]", self.min_crop_scale)
+
 
 @dataclass
-class LossConfig:
+class LossConfig(_Section):
     """The generator's loss: reconstruction + lpips_weight * LPIPS + quantizer terms + GAN.
 
-    reconstruction: "l1" or "mse"; None uses the model config's ``reconstruction_loss``.
+    reconstruction: "l1" or "mse"; None uses the model config's ``reconstruction_loss``
+        (otherwise it sets it: the model computes the term, once).
     disc_weight: GAN weight (0 = no discriminator). With ``adaptive_disc_weight`` it multiplies
         taming's adaptive weight; otherwise it is the weight itself.
     disc_start: the step at which the discriminator and the GAN term start.
@@ -84,50 +240,54 @@ class LossConfig:
     lecam_weight: LeCam regularisation of the discriminator (0 = off; TiTok uses 0.001).
     """
 
-    reconstruction: str | None = None
+    section = "loss"
+    reconstruction: typing.Literal["l1", "mse"] | None = None
     reconstruction_weight: float = 1.0
     lpips_weight: float = 0.0
     lpips_net: str = "vgg"
     disc_weight: float = 0.0
     disc_start: int = 0
     adaptive_disc_weight: bool = True
-    disc_loss: str = "hinge"
-    discriminator: str = "patchgan"
+    disc_loss: typing.Literal["hinge", "non_saturating"] = "hinge"
+    discriminator: typing.Literal["patchgan", "stylegan"] = "patchgan"
     disc_layers: int = 3
     disc_channels: int = 64
     lecam_weight: float = 0.0
     lecam_decay: float = 0.999
 
-    def __post_init__(self):
-        if self.reconstruction not in (None, "l1", "mse"):
-            raise ValueError(f"loss.reconstruction must be l1, mse or null (the model's); got {self.reconstruction!r}.")
-        if self.disc_loss not in ("hinge", "non_saturating"):
-            raise ValueError(f"loss.disc_loss must be hinge or non_saturating; got {self.disc_loss!r}.")
-        if self.discriminator not in ("patchgan", "stylegan"):
-            raise ValueError(f"loss.discriminator must be patchgan or stylegan; got {self.discriminator!r}.")
+    def check(self):
+        self._positive("reconstruction_weight", "lpips_weight", "disc_weight", "disc_start", "lecam_weight",
+                       allow_zero=True)
+        self._positive("disc_layers", "disc_channels")
+        _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
 
 
 @dataclass
-class TrainingArguments:
-    """Optimisation, schedule, precision, checkpoints and logging.
+class TrainingArguments(_Section):
+    """Optimisation, schedule, precision, checkpoints and logging (the same for every objective).
 
     batch_size is per process and per micro-step; the effective batch is
     batch_size * gradient_accumulation_steps * number of processes.
     lr_scheduler: a ``transformers.get_scheduler`` name (constant, constant_with_warmup,
-        linear, cosine, ...), used for the generator and the discriminator.
-    ema_decay: keep an EMA of the generator's weights (diffusers EMAModel); the saved model
+        linear, cosine, ...), used for every optimizer of the run.
+    ema_decay: keep an EMA of the trained model's weights (diffusers EMAModel); the saved model
         and the final evaluation use the EMA weights. None = off.
-    checkpoint_every: save a resumable checkpoint (Accelerate ``save_state``) every N steps
-        into ``output_dir/checkpoints``; 0 = never. keep_checkpoints: how many to keep.
+    checkpoint_every: save a resumable checkpoint (safetensors + JSON) every N steps into
+        ``output_dir/checkpoints``; 0 = never. keep_checkpoints: how many to keep.
     resume_from: "latest" or a checkpoint directory.
+    resume_allow_changes: resume even when settings that change the run (batch size, learning
+        rate, model, data, seed...) differ from the checkpoint's (they are listed either way).
+    overwrite: start a new run in an ``output_dir`` that holds an earlier run, deleting what a run
+        writes there (checkpoints, logs, model, metrics); without it that is an error.
     debug_kill_at_step: test hook: the process SIGKILLs itself after this step (simulated crash).
     """
 
+    section = "training"
     batch_size: int = 32
     max_steps: int = 1000
     learning_rate: float = 4e-4
     disc_learning_rate: float | None = None
-    optimizer: str = "adam"
+    optimizer: typing.Literal["adam", "adamw"] = "adam"
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     weight_decay: float = 0.0
@@ -135,7 +295,7 @@ class TrainingArguments:
     warmup_steps: int = 0
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = None
-    mixed_precision: str = "no"
+    mixed_precision: typing.Literal["no", "fp16", "bf16"] = "no"
     ema_decay: float | None = None
     log_every: int = 50
     log_images_every: int = 0
@@ -143,27 +303,101 @@ class TrainingArguments:
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     resume_from: str | None = None
+    resume_allow_changes: bool = False
+    overwrite: bool = False
     debug_kill_at_step: int | None = None
 
-    def __post_init__(self):
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"training.optimizer must be adam or adamw; got {self.optimizer!r}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"training.mixed_precision must be no, fp16 or bf16; got {self.mixed_precision!r}.")
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError("training.gradient_accumulation_steps must be >= 1.")
-        if self.keep_checkpoints < 1:
-            raise ValueError("training.keep_checkpoints must be >= 1 (the latest checkpoint is always kept).")
+    def check(self):
+        self._positive("batch_size", "max_steps", "learning_rate", "disc_learning_rate", "gradient_accumulation_steps",
+                       "log_every", "max_grad_norm")
+        self._positive("weight_decay", "warmup_steps", "log_images_every", "checkpoint_every", allow_zero=True)
+        _check(self.keep_checkpoints >= 1, "training.keep_checkpoints", ">= 1 (the latest checkpoint is always kept)",
+               self.keep_checkpoints)
+        for name in ("adam_beta1", "adam_beta2"):
+            _check(0 <= getattr(self, name) < 1, f"training.{name}", "in [0, 1)", getattr(self, name))
+        if self.ema_decay is not None:
+            _check(0 < self.ema_decay < 1, "training.ema_decay", "in (0, 1) or null", self.ema_decay)
+        from transformers.trainer_utils import SchedulerType
+
+        names = [s.value for s in SchedulerType]
+        _check(self.lr_scheduler in names, "training.lr_scheduler", f"one of {names}", self.lr_scheduler)
 
 
 @dataclass
-class EvalArguments:
+class EvalArguments(_Section):
+    section = "eval"
     batch_size: int = 64
     num_grid_images: int = 16
+
+    def check(self):
+        self._positive("batch_size", "num_grid_images")
+
+
+def _model_config_class(model_type: str):
+    from ..models import TOKENIZERS
+
+    if model_type not in TOKENIZERS:
+        raise ConfigError(f"model.model_type must be one of {sorted(TOKENIZERS)}; got {model_type!r}.")
+    return TOKENIZERS[model_type][0]
+
+
+def _config_field_types(config_class) -> dict:
+    """The typed fields a transformers config class declares itself (not PreTrainedConfig's bookkeeping)."""
+    import sys
+
+    from transformers import PreTrainedConfig
+
+    base = set(PreTrainedConfig.__dataclass_fields__)
+    hints = {}
+    for klass in reversed(config_class.__mro__):
+        if klass is PreTrainedConfig or not issubclass(klass, PreTrainedConfig):
+            continue
+        namespace = vars(sys.modules[klass.__module__])
+        for name, annotation in vars(klass).get("__annotations__", {}).items():
+            if name in base or name.startswith("_"):
+                continue
+            if isinstance(annotation, str):
+                try:
+                    annotation = eval(annotation, namespace)  # noqa: S307 (the class's own annotation text)
+                except Exception:
+                    annotation = typing.Any
+            hints[name] = annotation
+    return hints
+
+
+def validate_model_section(model: dict, section: str = "model") -> dict:
+    """Coerce and check the tokenizer ``model:`` section by building its config (cheap, no weights)."""
+    model = dict(model)
+    model_type, pretrained = model.pop("model_type", None), model.pop("pretrained", None)
+    if model_type is None and pretrained is None:
+        raise ConfigError(
+            "The config needs a `model:` section with a `model_type` (e.g. vqvae) or `pretrained` (a saved model)."
+        )
+    if model_type is not None:
+        config_class = _model_config_class(coerce_value(model_type, str, f"{section}.model_type"))
+        model = coerce_fields(model, _config_field_types(config_class), section)
+        if pretrained is None:
+            try:
+                config_class(**model)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"Invalid `{section}:` for {model_type}: {error}") from error
+    if pretrained is not None:
+        model["pretrained"] = coerce_value(pretrained, str, f"{section}.pretrained")
+    if model_type is not None:
+        model["model_type"] = model_type
+    return model
+
+
+def _top_level(raw: dict, allowed: set) -> None:
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"Unknown config keys {sorted(unknown)}; known top-level keys: {sorted(allowed)}.")
 
 
 @dataclass
 class TrainConfig:
+    """A tokenizer training run (``hf-vq train``)."""
+
     model: dict
     output_dir: str = "outputs/run"
     seed: int = 0
@@ -175,41 +409,102 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> "TrainConfig":
         raw = copy.deepcopy(raw)
-        sections = {"data": DataConfig, "loss": LossConfig, "training": TrainingArguments, "eval": EvalArguments}
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"Unknown config keys {sorted(unknown)}; known top-level keys: {sorted(known)}.")
-        model = raw.get("model") or {}
-        if "model_type" not in model and "pretrained" not in model:
-            raise ValueError(
-                "The config needs a `model:` section with a `model_type` (e.g. vqvae) or `pretrained` (a saved model)."
-            )
-        data = raw.get("data") or {}
+        _top_level(raw, {f.name for f in fields(cls)})
+        model = validate_model_section(raw.get("model") or {})
+        data = dict(raw.get("data") or {})
         if "dataset_name" in data:  # the issue's spelling of data.dataset
             if "dataset" in data:
-                raise ValueError("data.dataset_name and data.dataset name the same thing; keep only `dataset`.")
+                raise ConfigError("data.dataset_name and data.dataset name the same thing; keep only `dataset`.")
             data["dataset"] = data.pop("dataset_name")
-        kwargs = {"model": raw["model"]}
-        for key in ("output_dir", "seed"):
-            if key in raw:
-                kwargs[key] = raw[key]
-        for name, section_class in sections.items():
-            values = raw.get(name) or {}
-            allowed = {f.name for f in fields(section_class)}
-            bad = set(values) - allowed
-            if bad:
-                raise ValueError(f"Unknown keys {sorted(bad)} in `{name}:`; allowed: {sorted(allowed)}.")
-            kwargs[name] = section_class(**values)
-        return cls(**kwargs)
+        return cls(
+            model=model,
+            output_dir=coerce_value(raw.get("output_dir", cls.output_dir), str, "output_dir"),
+            seed=coerce_value(raw.get("seed", cls.seed), int, "seed"),
+            data=DataConfig.from_values(data),
+            loss=LossConfig.from_values(raw.get("loss")),
+            training=TrainingArguments.from_values(raw.get("training")),
+            eval=EvalArguments.from_values(raw.get("eval")),
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _parse_value(text: str):
-    return yaml.safe_load(text)
+# -- autoregressive GPT training ------------------------------------------------------------------
 
+# What `hf-vq train-ar` does when neither a config nor a flag says otherwise: LlamaGen's optimiser
+# (AdamW, betas 0.9 / 0.95, weight decay 0.05 on matrices, clipping at 1.0) with a cosine schedule.
+AR_TRAINING_DEFAULTS = {
+    "batch_size": 32, "max_steps": 1000, "learning_rate": 1e-4, "optimizer": "adamw", "adam_beta1": 0.9,
+    "adam_beta2": 0.95, "weight_decay": 0.05, "max_grad_norm": 1.0, "lr_scheduler": "cosine", "warmup_steps": 0,
+    "checkpoint_every": 500, "log_every": 50,
+}
+
+
+@dataclass
+class ARDataConfig(_Section):
+    """The token dataset of a GPT run.
+
+    tokens: a token dataset folder (``hf-vq tokenize --output-dir``: ``input_ids`` + ``class_labels``).
+    tokenizer: the tokenizer that made the tokens (its ``codebook_size`` is the GPT's vocabulary).
+    num_classes: default: the largest label + 1.
+    """
+
+    section = "data"
+    tokens: str | None = None
+    tokenizer: str | None = None
+    num_classes: int | None = None
+    num_workers: int = 0
+
+    def check(self):
+        self._positive("num_classes")
+        self._positive("num_workers", allow_zero=True)
+
+
+def _gpt_field_types() -> dict:
+    from ..models.llamagen_gpt import LlamaGenGPTConfig
+
+    return {"preset": str, **_config_field_types(LlamaGenGPTConfig)}
+
+
+@dataclass
+class ARTrainConfig:
+    """A GPT training run on a token dataset (``hf-vq train-ar``).
+
+    model: ``preset`` (GPT-B, GPT-L, ...) plus any ``LlamaGenGPTConfig`` field; ``vocab_size``,
+        ``block_size``, ``rope_type`` and ``num_classes`` default to what the tokens and the
+        tokenizer say.
+    """
+
+    model: dict = field(default_factory=lambda: {"preset": "GPT-B"})
+    output_dir: str = "outputs/gpt"
+    seed: int = 0
+    data: ARDataConfig = field(default_factory=ARDataConfig)
+    training: TrainingArguments = field(default_factory=lambda: TrainingArguments(**AR_TRAINING_DEFAULTS))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "ARTrainConfig":
+        raw = copy.deepcopy(raw)
+        _top_level(raw, {f.name for f in fields(cls)})
+        model = coerce_fields(raw.get("model") or {"preset": "GPT-B"}, _gpt_field_types(), "model")
+        if "preset" in model:
+            from ..models.llamagen_gpt.configuration_llamagen_gpt import LLAMAGEN_GPT_PRESETS
+
+            _check(model["preset"] in LLAMAGEN_GPT_PRESETS, "model.preset", f"one of {sorted(LLAMAGEN_GPT_PRESETS)}",
+                   model["preset"])
+        return cls(
+            model=model,
+            output_dir=coerce_value(raw.get("output_dir", cls.output_dir), str, "output_dir"),
+            seed=coerce_value(raw.get("seed", cls.seed), int, "seed"),
+            data=ARDataConfig.from_values(raw.get("data")),
+            training=TrainingArguments.from_values({**AR_TRAINING_DEFAULTS, **(raw.get("training") or {})}),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- files and overrides ---------------------------------------------------------------------------
 
 def apply_overrides(raw: dict, overrides: list) -> dict:
     """Apply ``["--training.max_steps", "100", ...]`` (or ``key=value``) to a raw config dict."""
@@ -219,13 +514,13 @@ def apply_overrides(raw: dict, overrides: list) -> dict:
     while i < len(overrides):
         token = overrides[i]
         if not token.startswith("--"):
-            raise ValueError(f"Overrides look like --section.key value; got {token!r}.")
+            raise ConfigError(f"Overrides look like --section.key value; got {token!r}.")
         if "=" in token:
             key, value = token[2:].split("=", 1)
             i += 1
         else:
             if i + 1 >= len(overrides):
-                raise ValueError(f"Override {token} has no value.")
+                raise ConfigError(f"Override {token} has no value.")
             key, value = token[2:], overrides[i + 1]
             i += 2
         items.append((key, value))
@@ -234,17 +529,29 @@ def apply_overrides(raw: dict, overrides: list) -> dict:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_value(value)
+            if not isinstance(node, dict):
+                raise ConfigError(f"Override --{key}: {part} is not a section.")
+        node[parts[-1]] = parse_yaml(value) if isinstance(value, str) else value
+    return raw
+
+
+def read_config_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {path} does not exist; see configs/ for examples.")
+    raw = parse_yaml(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (model:, data:, training:, ...).")
     return raw
 
 
 def load_config(path=None, overrides=()) -> TrainConfig:
     """Read a YAML config (or the demo config when ``path`` is None) and apply overrides."""
-    if path is None:
-        raw = copy.deepcopy(DEMO_CONFIG)
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file {path} does not exist; see configs/ for examples.")
-        raw = yaml.safe_load(path.read_text()) or {}
+    raw = copy.deepcopy(DEMO_CONFIG) if path is None else read_config_file(path)
     return TrainConfig.from_dict(apply_overrides(raw, list(overrides)))
+
+
+def load_ar_config(path=None, overrides=()) -> ARTrainConfig:
+    """Read a GPT training config (or only the defaults when ``path`` is None) and apply overrides."""
+    raw = {} if path is None else read_config_file(path)
+    return ARTrainConfig.from_dict(apply_overrides(raw, list(overrides)))

@@ -68,6 +68,25 @@ def load_train_and_eval_sets(config: TrainConfig):
     return train_set, eval_set
 
 
+def _without_global_rng(loader):
+    """Iterate ``loader`` without touching the global torch RNG.
+
+    A DataLoader draws a base seed from the global generator when its iterator starts. A
+    resumed run starts one mid-epoch where the uninterrupted run did not, so that draw would
+    shift every later random number (dropout, class dropout) and the two runs would part.
+    """
+    iterator = iter(loader)
+    with torch.random.fork_rng(devices=[]):
+        first = next(iterator, _END)
+    if first is _END:
+        return
+    yield first
+    yield from iterator
+
+
+_END = object()
+
+
 class TrainBatches:
     """Endless iterator of training batches that knows how to start at any micro-batch.
 
@@ -97,8 +116,9 @@ class TrainBatches:
             # loader made by skip_first_batches cannot reach our sampler): set the epoch on all of them.
             loader.set_epoch(epoch)
             self.sampler.set_epoch(epoch)
-            self.dataset.set_epoch(epoch)
-            yield from loader
+            if hasattr(self.dataset, "set_epoch"):  # image datasets draw new random crops per epoch
+                self.dataset.set_epoch(epoch)
+            yield from _without_global_rng(loader)
             epoch, offset = epoch + 1, 0
 
     def _stream_epochs(self):
@@ -106,7 +126,7 @@ class TrainBatches:
         while True:
             self.dataset.set_epoch(epoch)
             yielded = False
-            for batch in self.loader:
+            for batch in _without_global_rng(self.loader):
                 yielded = True
                 yield {key: value.to(self.accelerator.device) for key, value in batch.items()}
             if not yielded:
@@ -143,6 +163,25 @@ def build_dataloaders(config: TrainConfig, accelerator, start_batch: int = 0):
         train_loader = accelerator.prepare(train_loader)
     batches = TrainBatches(accelerator, train_loader, train_data, sampler, data.streaming, start=start_batch)
     return batches, _PixelBatches(eval_loader, accelerator.device)
+
+
+def collate_tokens(rows: list) -> dict:
+    """Rows ``{"input_ids", "class_labels"}`` (torch-formatted) -> a batch of LongTensors."""
+    return {
+        "input_ids": torch.stack([torch.as_tensor(row["input_ids"]) for row in rows]).long(),
+        "class_labels": torch.stack([torch.as_tensor(row["class_labels"]) for row in rows]).long(),
+    }
+
+
+def build_token_batches(dataset, batch_size: int, seed: int, accelerator, start_batch: int = 0,
+                        num_workers: int = 0) -> TrainBatches:
+    """Endless batches of a token dataset (``hf-vq tokenize``): one seeded permutation per epoch,
+    sharded across processes by Accelerate, starting at micro-batch ``start_batch``."""
+    dataset = dataset.with_format("torch", columns=["input_ids", "class_labels"])
+    sampler = EpochShuffleSampler(len(dataset), seed=seed)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
+                        collate_fn=collate_tokens)
+    return TrainBatches(accelerator, accelerator.prepare(loader), dataset, sampler, streaming=False, start=start_batch)
 
 
 class _PixelBatches:
