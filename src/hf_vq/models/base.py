@@ -215,14 +215,22 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
         sample = self.decode_latents(quantized)
         return VQDecoderOutput(sample=sample) if return_dict else (sample,)
 
-    def check_latents(self, quantized) -> None:
-        """``decode`` takes what ``encode(x).quantized`` gives: (B, codebook_dim, h, w) floats."""
+    def latent_shape(self) -> tuple:
+        """What ``encode(x).quantized`` looks like after the batch dimension: (sizes, with None where any
+        size is allowed; how an error message describes the whole shape). 2D tokenizers: (codebook_dim, h, w)."""
         channels = self.config.codebook_dim
-        if not isinstance(quantized, torch.Tensor) or quantized.ndim != 4 or quantized.shape[1] != channels:
+        return (channels, None, None), f"(batch, {channels}, height, width) (codebook_dim = {channels})"
+
+    def check_latents(self, quantized) -> None:
+        """``decode`` takes what ``encode(x).quantized`` gives (see ``latent_shape``), as floats."""
+        expected, described = self.latent_shape()
+        fits = (isinstance(quantized, torch.Tensor) and quantized.ndim == len(expected) + 1
+                and all(size is None or actual == size for actual, size in zip(quantized.shape[1:], expected)))
+        if not fits:
             shape = tuple(quantized.shape) if isinstance(quantized, torch.Tensor) else type(quantized).__name__
             raise ValueError(
-                f"decode() takes quantized latents of shape (batch, {channels}, height, width) (codebook_dim = "
-                f"{channels}), as encode(x).quantized gives; got {shape}. For indices use decode_indices()."
+                f"decode() takes quantized latents of shape {described}, as encode(x).quantized gives; got {shape}. "
+                "For indices use decode_indices()."
             )
         if quantized.shape[0] == 0:
             raise ValueError("decode() got an empty batch: pass at least one latent.")

@@ -164,17 +164,9 @@ class TiTokModel(VQTokenizerPreTrainedModel):
             )
         self.check_dtype(pixel_values, "pixel_values")
 
-    def check_latents(self, quantized) -> None:
-        expected = (self.config.codebook_dim, self.config.num_latent_tokens)
-        if not isinstance(quantized, torch.Tensor) or quantized.ndim != 3 or tuple(quantized.shape[1:]) != expected:
-            shape = tuple(quantized.shape) if isinstance(quantized, torch.Tensor) else type(quantized).__name__
-            raise ValueError(
-                f"decode() takes quantized latents of shape (batch, {expected[0]}, {expected[1]}) (codebook_dim, "
-                f"num_latent_tokens), as encode(x).quantized gives; got {shape}. For indices use decode_indices()."
-            )
-        if quantized.shape[0] == 0:
-            raise ValueError("decode() got an empty batch: pass at least one latent.")
-        self.check_dtype(quantized, "quantized latents")
+    def latent_shape(self) -> tuple:
+        dim, tokens = self.config.codebook_dim, self.config.num_latent_tokens
+        return (dim, tokens), f"(batch, {dim}, {tokens}) (codebook_dim, num_latent_tokens)"
 
     def decode_indices(self, indices: torch.Tensor, return_dict: bool = True):
         if isinstance(indices, torch.Tensor) and indices.ndim == 2 and indices.shape[1] != self.num_latent_tokens:
