@@ -33,6 +33,10 @@ _EXPORTS = {
     "VQGANModel": ".vqgan",
     "VQGANLCConfig": ".vqgan_lc",
     "VQGANLCModel": ".vqgan_lc",
+    "VQClusterConfig": ".vq_cluster",
+    "VQClusterModel": ".vq_cluster",
+    "PixelDecoder": ".pixel_decoder",
+    "PixelDecoderMixin": ".pixel_decoder",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation
