@@ -77,8 +77,11 @@ class PixelDecoderMixin:
         if self.pixel_decoder is not None:
             raise ValueError(f"This {type(self).__name__} already has a pixel decoder; train it further with "
                              "model.pretrained (the stage-2 model) instead of adding another.")
-        self.config.pixel_decoder = dict(settings or {})
-        decoder_config = self.pixel_decoder_settings()
+        settings = dict(settings or {})
+        config = self.config
+        # Checked before anything changes: a bad setting leaves the stage-1 model as it was.
+        decoder_config = pixel_decoder_config(settings, config.image_size, config.num_channels, self.downsample_factor)
+        config.pixel_decoder = settings
         parameter = next(self.parameters(), None)
         # PyTorch's default init at construction is the one _init_weights gives convs; post_init is
         # not called again: it would redraw the trained codebook.
