@@ -379,6 +379,8 @@ def _validate_stage2_section(model: dict, section: str) -> dict:
     for key in ("model_type", "teacher"):
         if key in model:
             checked[key] = coerce_value(model[key], str, f"{section}.{key}")
+    if "model_type" in checked:
+        _model_config_class(checked["model_type"])  # a registered tokenizer
     decoder = model.get("pixel_decoder")
     if decoder is not None:
         decoder = coerce_value(decoder, dict, f"{section}.pixel_decoder")
