@@ -316,3 +316,54 @@ def test_iu_cluster_configs_load_as_written_and_pick_their_objectives():
     stage2 = load_config(REPO / "configs" / "iu" / "cluster-clip-pixel-decoder.yaml")
     assert tokenizer_objective_class(stage2) is PixelDecoderObjective
     assert VQClusterConfig(pixel_decoder=stage2.model["pixel_decoder"]).pixel_decoder["channel_multipliers"] == [1, 1, 2, 2, 4]
+
+
+def test_pixel_decoder_mixin_is_generic_for_any_semantic_tokenizer():
+    """What VQ-KD needs: a config field, build_pixel_decoder() in __init__, stage1_forward. Here a toy model
+    whose codebook would move in training mode (EMA): behind a pixel decoder nothing of stage 1 moves."""
+    from huggingface_hub.dataclasses import strict
+
+    from hf_vq.models import PixelDecoderMixin, VQTokenizerConfig, VQTokenizerPreTrainedModel
+    from hf_vq.quantizers import EMAUpdate, VectorQuantizer
+
+    @strict
+    class ToyConfig(VQTokenizerConfig):
+        model_type = "toy_semantic"
+        image_size: int = 32
+        codebook_size: int = 8
+        codebook_dim: int = 4
+        pixel_decoder: dict | None = None
+
+    class ToySemanticModel(PixelDecoderMixin, VQTokenizerPreTrainedModel):
+        config_class = ToyConfig
+        downsample_factor = 8
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.encoder = nn.Conv2d(3, config.codebook_dim, 8, stride=8)
+            self.quantizer = VectorQuantizer(config.codebook_dim, config.codebook_size, behaviours=[EMAUpdate()])
+            self.build_pixel_decoder()
+            self.post_init()
+
+        def encode_latents(self, pixel_values):
+            return self.encoder(pixel_values)
+
+        def stage1_forward(self, pixel_values, return_dict=True):
+            return self.encode(pixel_values)
+
+    model = ToySemanticModel(ToyConfig())
+    assert model(pixels()).loss_terms  # stage 1: the model's own forward
+    model.add_pixel_decoder(TINY_DECODER)
+    stage1 = {name: value.clone() for name, value in model.state_dict().items() if not name.startswith("pixel_decoder")}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(2):
+        output = model(pixels())
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert output.reconstruction.shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE)
+    for name, value in model.state_dict().items():
+        if name in stage1:
+            assert torch.equal(value, stage1[name]), name
+    assert all(p.requires_grad == name.startswith("pixel_decoder.") for name, p in model.named_parameters())
