@@ -93,6 +93,10 @@ def test_encode_quantises_teacher_features_by_cosine_to_codebook_rows(teacher_pa
         model.decode_indices(encoded.indices)
     with pytest.raises(ValueError, match="encodes 32x32"):
         model.encode(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="NaN"):  # the tokenizers' common input checks run before the teacher
+        model.encode(torch.full((1, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match="float16"):
+        model.encode(images.half())
 
 
 def test_save_load_keeps_the_teacher_out_of_the_weights(teacher_path, tmp_path):
