@@ -15,12 +15,12 @@ from .llamagen_gpt import (
 )
 from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
 from .titok import TITOK_PRESETS, convert_titok_checkpoint, infer_titok_config
-from .vqkd import VQKD_VARIANTS, convert_vqkd_checkpoint, infer_vqkd_config
 from .visual_tokenizer import (
     convert_visual_tokenizer_checkpoint,
     convert_visual_tokenizer_state_dict,
     load_row_config,
 )
+from .vqkd import VQKD_VARIANTS, convert_vqkd_checkpoint, infer_vqkd_config
 
 __all__ = [
     "LLAMAGEN_PRESETS",

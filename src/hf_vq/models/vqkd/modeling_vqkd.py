@@ -23,7 +23,7 @@ from transformers import initialization as init
 
 from ...modules.vit_blocks import ViTBlock
 from ...quantizers import KMeansInit, NormalizedEMAUpdate, VectorQuantizer
-from ..base import VQDecoderOutput, VQModelOutput, VQTokenizerPreTrainedModel, check_pixel_values, reject_unknown_arguments
+from ..base import VQModelOutput, VQTokenizerPreTrainedModel, check_pixel_values, reject_unknown_arguments
 from .configuration_vqkd import VQKDConfig
 
 
