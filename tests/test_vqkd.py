@@ -193,3 +193,24 @@ def test_bad_input_is_refused_with_the_fix(clip_teacher):
     coarse = VQKDModel(VQKDConfig(**{**TINY, "patch_size": 16}, teacher_name_or_path=clip_teacher))
     with pytest.raises(ValueError, match="patch size"):
         coarse.load_teacher()
+
+
+def test_image_metrics_refuse_a_feature_decoder_and_usage_still_works():
+    from hf_vq.evaluation import evaluate_reconstruction
+
+    model = VQKDModel(VQKDConfig(**TINY))
+    batches = [torch.rand(3, 3, 32, 32) * 2 - 1]
+    with pytest.raises(ValueError, match=r"teacher features, not images.*\['psnr'\]"):
+        evaluate_reconstruction(model, batches, progress=False, metrics=["usage", "psnr"])
+    metrics = evaluate_reconstruction(model, batches, progress=False, metrics=["usage"])
+    assert metrics["num_tokens"] == 3 * 16 and 0 < metrics["codebook_usage"] <= 1
+
+
+def test_model_card_says_what_the_decoder_gives():
+    from hf_vq.utils.model_card import render_tokenizer_card
+
+    config = VQKDConfig(**TINY, teacher_name_or_path="openai/clip-vit-base-patch16")
+    card = render_tokenizer_card(config.to_dict(), "someone/vqkd-tiny", "VQKDModel", 123,
+                                 downsample_factor=8, metrics={"codebook_usage": 0.5, "perplexity": 3.0}).content
+    assert "VQ-KD" in card and "openai/clip-vit-base-patch16" in card and "not images" in card
+    assert "4x4 tokens" in card and "decodes codes back to pixels" not in card

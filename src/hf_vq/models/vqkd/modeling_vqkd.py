@@ -71,6 +71,8 @@ def cosine_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Ten
 class VQKDModel(VQTokenizerPreTrainedModel):
     config: VQKDConfig
     config_class = VQKDConfig
+    # Stage 1 decodes teacher features: the image metrics (PSNR, rFID...) do not apply.
+    decodes_pixels = False
     # Changing these changes what the same weights compute (checked on from_pretrained).
     function_config_fields = ("encoder_num_heads", "decoder_num_heads", "layer_norm_eps")
 
