@@ -146,7 +146,10 @@ class VQKDModel(VQTokenizerPreTrainedModel):
     # -- the three steps -------------------------------------------------------------------
     def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Pixels (B, C, H, W) in [-1, 1] -> latents (B, codebook_dim, H/p, W/p) before the l2 norm."""
-        latents = self.encoder_head(self.encoder(pixel_values))
+        tokens = self.encoder(pixel_values)
+        # As BEiT v2: this head runs in the weights' precision even under mixed precision (autocast off).
+        with torch.autocast(tokens.device.type, enabled=False):
+            latents = self.encoder_head(tokens.to(self.encoder_head[-1].weight.dtype))
         grid = self.config.grid_size
         return latents.transpose(1, 2).reshape(latents.shape[0], -1, grid, grid)
 
