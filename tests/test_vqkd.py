@@ -214,3 +214,20 @@ def test_model_card_says_what_the_decoder_gives():
                                  downsample_factor=8, metrics={"codebook_usage": 0.5, "perplexity": 3.0}).content
     assert "VQ-KD" in card and "openai/clip-vit-base-patch16" in card and "not images" in card
     assert "4x4 tokens" in card and "decodes codes back to pixels" not in card
+
+
+@pytest.mark.parametrize("name", ["vqkd_encoder_base_decoder_3x768x12_clip", "vqkd_encoder_base_decoder_1x768x12_dino"])
+def test_released_architectures_are_inferred_from_the_weight_shapes(name):
+    from hf_vq.convert.vqkd import VQKD_VARIANTS, infer_vqkd_config
+
+    decoder_layers, feature_dim = (3, 512) if name.endswith("clip") else (1, 768)
+    shapes = {"encoder.cls_token": (1, 1, 768), "encoder.pos_embed": (1, 197, 768),
+              "encoder.patch_embed.proj.weight": (768, 3, 16, 16), "decoder.cls_token": (1, 1, 768),
+              "quantize.embedding.weight": (8192, 32), "decode_task_layer.2.weight": (feature_dim, 768)}
+    shapes.update({f"encoder.blocks.{i}.norm1.weight": (768,) for i in range(12)})
+    shapes.update({f"decoder.blocks.{i}.norm1.weight": (768,) for i in range(decoder_layers)})
+    state_dict = {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
+    inferred = infer_vqkd_config(state_dict).to_dict()
+    expected = VQKD_VARIANTS[name]().to_dict()
+    assert {k: v for k, v in inferred.items() if k != "transformers_version"} == {
+        k: v for k, v in expected.items() if k != "transformers_version"}

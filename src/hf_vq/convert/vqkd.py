@@ -97,8 +97,9 @@ def infer_vqkd_config(state_dict, num_heads: int | None = None, teacher: str | N
                 f"The decoder predicts {feature_dim}-d teacher features, which is neither the CLIP (512) nor the DINO (768) "
                 "tokenizer: name the teacher (--teacher NAME_OR_PATH, --teacher-features)."
             )
-        teacher, default_features = TEACHERS_BY_FEATURE_DIM[feature_dim]
-        teacher_features = teacher_features or default_features
+        teacher = TEACHERS_BY_FEATURE_DIM[feature_dim][0]
+    # The released tokenizers' features for their size (CLIP: projected, DINO: last_hidden_state).
+    teacher_features = teacher_features or TEACHERS_BY_FEATURE_DIM.get(feature_dim, (None, "projected"))[1]
     heads = {}
     for part, width in (("encoder", encoder_width), ("decoder", decoder_width)):
         heads[part] = num_heads or width // 64
@@ -116,7 +117,7 @@ def infer_vqkd_config(state_dict, num_heads: int | None = None, teacher: str | N
         codebook_size=codebook_size,
         codebook_dim=codebook_dim,
         teacher_name_or_path=teacher,
-        teacher_features=teacher_features or "projected",
+        teacher_features=teacher_features,
         teacher_feature_dim=feature_dim,
     )
 
