@@ -91,6 +91,12 @@ def test_encode_quantises_teacher_features_by_cosine_to_codebook_rows(teacher_pa
     # Stage 1 has no pixel decoder: decoding says what to do.
     with pytest.raises(ValueError, match="no pixel decoder"):
         model.decode_indices(encoded.indices)
+    assert not model.decodes_pixels  # image metrics refuse it; usage works
+    from hf_vq.evaluation import evaluate_reconstruction
+
+    assert evaluate_reconstruction(model, [images], progress=False, metrics=["usage"])["num_images"] == 2
+    with pytest.raises(ValueError, match="image metrics"):
+        evaluate_reconstruction(model, [images], progress=False, metrics=["usage", "psnr"])
     with pytest.raises(ValueError, match="encodes 32x32"):
         model.encode(torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="NaN"):  # the tokenizers' common input checks run before the teacher

@@ -37,6 +37,8 @@ _EXPORTS = {
     "VQClusterModel": ".vq_cluster",
     "PixelDecoder": ".pixel_decoder",
     "PixelDecoderMixin": ".pixel_decoder",
+    "VQKDConfig": ".vqkd",
+    "VQKDModel": ".vqkd",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation

@@ -29,6 +29,7 @@ TOKENIZER_CLASSES = {
     "vqgan_lc": ("hf_vq.models.vqgan_lc", "VQGANLCConfig", "VQGANLCModel"),
     "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
     "vq_cluster": ("hf_vq.models.vq_cluster", "VQClusterConfig", "VQClusterModel"),
+    "vqkd": ("hf_vq.models.vqkd", "VQKDConfig", "VQKDModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
 GENERATOR_CLASSES = {

@@ -42,6 +42,11 @@ class PixelDecoder(nn.Module):
         )
 
     @property
+    def decodes_pixels(self) -> bool:
+        """Image metrics apply once the pixel decoder exists (stage 1 decodes nothing, or features)."""
+        return self.pixel_decoder is not None
+
+    @property
     def last_layer(self) -> torch.Tensor:
         return self.decoder.last_layer
 
@@ -125,6 +130,11 @@ class PixelDecoderMixin:
                 "(configs/iu/*-pixel-decoder.yaml: model.stage1_from = this model's folder); encode() works already."
             )
         return self.pixel_decoder(quantized)
+
+    @property
+    def decodes_pixels(self) -> bool:
+        """Image metrics apply once the pixel decoder exists (stage 1 decodes nothing, or features)."""
+        return self.pixel_decoder is not None
 
     @property
     def last_layer(self) -> torch.Tensor:

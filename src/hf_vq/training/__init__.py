@@ -1,6 +1,7 @@
 """Training: one Accelerate engine (checkpoints, resume, NaN stop, EMA, logging) that runs an
-objective: the tokenizer objective (``hf-vq train``; semantic tokenizers: online clustering in stage 1,
-the pixel decoder behind the frozen stage 1 in stage 2) or the next-token objective (``hf-vq train-ar``)."""
+objective: the tokenizer objective (``hf-vq train``; semantic tokenizers: their stage-1 objective, distillation for
+VQ-KD or online clustering for Cluster, then the pixel decoder behind the frozen stage 1) or the next-token objective
+(``hf-vq train-ar``)."""
 
 from .checkpointing import CheckpointManager
 from .config import (
@@ -19,6 +20,7 @@ from .config import (
     load_config,
 )
 from .dataloaders import build_dataloaders, build_token_batches, collate_tokens
+from .distillation_objective import DistillationObjective
 from .engine import NonFiniteLossError, Objective, StepLoss, TrainingEngine, TrainResult
 from .next_token_objective import NextTokenObjective, build_gpt, train_ar
 from .online_clustering_objective import OnlineClusteringObjective
@@ -36,6 +38,7 @@ __all__ = [
     "ConfigError",
     "DEMO_CONFIG",
     "DataConfig",
+    "DistillationObjective",
     "EvalArguments",
     "LossConfig",
     "NextTokenObjective",

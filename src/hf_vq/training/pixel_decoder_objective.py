@@ -39,8 +39,8 @@ def build_stage2_model(model_section: dict):
         raise ValueError(f"model.stage1_from {path} is a {model.config.model_type!r} model but model.model_type is "
                          f"{model_type!r}; drop model_type or point stage1_from at a {model_type} model.")
     if not hasattr(model, "add_pixel_decoder"):
-        raise ValueError(f"model.stage1_from {path} is a {type(model).__name__}, which decodes pixels itself; stage 2 "
-                         "is for semantic tokenizers (vq_cluster, vqkd).")
+        raise ValueError(f"model.stage1_from {path} is a {type(model).__name__}, which has no pixel-decoder stage "
+                         "(hf_vq.models.PixelDecoderMixin); stage 2 is for semantic tokenizers such as vq_cluster.")
     model.add_pixel_decoder(settings)
     return model
 

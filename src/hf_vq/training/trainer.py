@@ -1,5 +1,6 @@
-"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective (or, for semantic
-tokenizers, their stage-1 objective or the stage-2 pixel-decoder objective: :func:`tokenizer_objective_class`).
+"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective, or, for semantic
+tokenizers, their stage-1 objective (``STAGE1_OBJECTIVES``: distillation for VQ-KD, online clustering for Cluster)
+or the stage-2 pixel-decoder objective (``model.stage1_from``): :func:`tokenizer_objective_class` decides.
 
 ``output_dir`` gets the model and its ``VQImageProcessor`` (``save_pretrained``),
 ``reconstructions.png``, ``metrics.json``, ``train_history.json``, ``train_config.json`` and
@@ -11,13 +12,15 @@ from pathlib import Path
 from torch import nn
 
 from .config import TrainConfig, load_config
+from .distillation_objective import DISTILLATION_MODEL_TYPES, DistillationObjective
 from .engine import TrainingEngine, TrainResult
 from .online_clustering_objective import OnlineClusteringObjective
 from .pixel_decoder_objective import PixelDecoderObjective
 from .tokenizer_objective import TokenizerObjective
 
 # Semantic tokenizers whose stage 1 is not a pixel reconstruction: model_type -> its objective.
-STAGE1_OBJECTIVES = {"vq_cluster": OnlineClusteringObjective}
+STAGE1_OBJECTIVES = {"vq_cluster": OnlineClusteringObjective,
+                     **{model_type: DistillationObjective for model_type in DISTILLATION_MODEL_TYPES}}
 
 
 def tokenizer_objective_class(config: TrainConfig, model: nn.Module | None = None) -> type:
@@ -43,6 +46,17 @@ def tokenizer_objective_class(config: TrainConfig, model: nn.Module | None = Non
     return TokenizerObjective
 
 
+def model_type_of(config: TrainConfig, model: nn.Module | None = None) -> str | None:
+    """The ``model_type`` a run trains: the given model's, ``model.model_type``, or the ``pretrained`` checkpoint's."""
+    if model is not None:
+        return getattr(getattr(model, "config", None), "model_type", None)
+    if config.model.get("model_type"):
+        return config.model["model_type"]
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(config.model["pretrained"]).model_type
+
+
 def run_training(config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
                  lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None) -> TrainResult:
     """Train, evaluate on held-out images, save to ``config.output_dir``.
@@ -55,8 +69,11 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
             from torch's hub cache; a metric whose weights are missing is skipped with a message).
     """
     objective_class = tokenizer_objective_class(config, model)
-    objective = objective_class(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-                                fid_feature_extractor=fid_feature_extractor)
+    if objective_class is DistillationObjective:
+        objective = DistillationObjective(config, model=model)
+    else:
+        objective = objective_class(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
+                                    fid_feature_extractor=fid_feature_extractor)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()
