@@ -258,6 +258,7 @@ def test_stage2_trains_the_pixel_decoder_behind_a_bit_identical_stage1(stage1_di
     assert not result.model.quantizer.training and not any(p.requires_grad for p in result.model.quantizer.parameters())
 
     model = AutoModel.from_pretrained(output).eval()
+    assert model.decodes_pixels
     images = pixels()
     encoded = model.encode(images)
     decoded = model.decode_indices(encoded.indices).sample
