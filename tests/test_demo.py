@@ -3,6 +3,8 @@
 The page itself is driven in a real browser by tests/test_demo_browser.py.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -184,9 +186,8 @@ def test_compare_runs_renders_the_benchmark_table(tmp_path):
 
 
 def test_page_turns_user_errors_into_messages(tokenizer):
-    import gradio
-
     from hf_vq.demo.app import build_demo, shows_user_errors
+    from hf_vq.demo.app import gr as gradio  # through the app: it switches gradio's analytics off before the import
 
     @shows_user_errors
     def fails():
@@ -206,3 +207,28 @@ def test_cli_without_a_model_says_how_to_make_one(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 2
     assert "train the demo model first with `hf-vq train`" in capsys.readouterr().err
+
+
+def test_space_app_builds_the_page_from_model_ids(model_dirs, monkeypatch):
+    import importlib.util
+
+    from hf_vq.demo.app import gr as gradio
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
+
+    def load_space():
+        spec = importlib.util.spec_from_file_location("space_app", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    monkeypatch.setenv("HF_VQ_MODELS", f"{model_dirs[0]}, {model_dirs[0]}")
+    monkeypatch.setenv("HF_VQ_GPT", str(model_dirs[1]))
+    space = load_space()
+    assert isinstance(space.demo, gradio.Blocks) and len(space.MODEL_IDS) == 2
+    monkeypatch.delenv("HF_VQ_MODELS")
+    with pytest.raises(SystemExit, match="Set HF_VQ_MODELS"):
+        load_space()
+    # A Hub id that cannot be fetched (the tests run offline) is a message, not a traceback.
+    with pytest.raises(UsageError, match="'someone/no-such-tokenizer' not found"):
+        playground.load_tokenizer("someone/no-such-tokenizer")
