@@ -24,7 +24,8 @@ from . import playground  # noqa: E402
 
 # Gradio's default theme imports Google Fonts over the network; system fonts keep the page offline.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-CSS = ".pixelated img { image-rendering: pixelated; }"
+# Tokenizer images are small (32 px for the demo model): show them enlarged, pixels kept sharp.
+CSS = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 MAX_UPLOAD_SIZE = "50mb"
 NUM_CODE_PATCHES = 8
 
@@ -96,8 +97,12 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
                                     f"{tokenizer.codebook_size} codes, {tokenizer.image_size} px")
                         indices_state = gr.State(None)
                         original_state = gr.State(None)
-                        image = gr.Image(label="Reconstruction", interactive=False, format="png", height=256,
-                                         elem_id=f"reconstruction-{number}", elem_classes="pixelated")
+                        with gr.Row():
+                            model_input = gr.Image(label="Model input (center crop)", interactive=False,
+                                                   format="png", height=200, elem_id=f"model-input-{number}",
+                                                   elem_classes="pixelated")
+                            image = gr.Image(label="Reconstruction", interactive=False, format="png", height=200,
+                                             elem_id=f"reconstruction-{number}", elem_classes="pixelated")
                         metrics = gr.Markdown(elem_id=f"metrics-{number}")
                         tokens = gr.Image(label="Tokens (click a cell)", interactive=False, format="png",
                                           height=256, elem_id=f"tokens-{number}")
@@ -108,8 +113,8 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
                             code = gr.Number(0, label="new code", precision=0, minimum=0,
                                              maximum=tokenizer.codebook_size - 1, elem_id=f"code-{number}")
                         replace_button = gr.Button("Replace token", elem_id=f"replace-{number}")
-                    columns.append((tokenizer, indices_state, original_state, image, metrics, tokens, token_info,
-                                    row, column, code, replace_button))
+                    columns.append((tokenizer, indices_state, original_state, model_input, image, metrics, tokens,
+                                    token_info, row, column, code, replace_button))
 
         with gr.Tab("Codebook"):
             with gr.Row():
@@ -169,7 +174,7 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
         upload.upload(on_upload, upload, [source_image, preview])
         example.change(on_example, example, [source_image, preview])
 
-        outputs = [component for column_items in columns for component in column_items[1:7]]
+        outputs = [component for column_items in columns for component in column_items[1:8]]
 
         @shows_user_errors
         def on_reconstruct(image):
@@ -178,7 +183,7 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
             results = []
             for tokenizer, *_ in columns:
                 result = playground.reconstruct(tokenizer, image, lpips_network)
-                results += [result.indices, result.original, as_rgb(result.image),
+                results += [result.indices, result.original, as_rgb(result.original_image), as_rgb(result.image),
                             metrics_markdown(result.metrics, result.seconds, lpips_network is not None),
                             playground.token_map(result.indices),
                             f"{tuple(result.indices.shape)} tokens; click a cell to see its code."]
@@ -186,7 +191,7 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
 
         reconstruct_button.click(on_reconstruct, source_image, outputs)
 
-        for tokenizer, indices_state, original_state, image, metrics, tokens, token_info, row, column, code, \
+        for tokenizer, indices_state, original_state, _, image, metrics, tokens, token_info, row, column, code, \
                 replace_button in columns:
 
             @shows_user_errors
@@ -236,7 +241,7 @@ def build_demo(tokenizers, gpt=None, gpt_tokenizer=None, lpips_network=None, run
 
             def patches(ranked):
                 images = playground.code_patches(tokenizer, [c for c, _ in ranked], statistics.token_shape)
-                return [(as_rgb(patch), f"code {c}: {n}x") for patch, (c, n) in zip(images, ranked)]
+                return [(as_rgb(patch), f"#{c} ×{n}") for patch, (c, n) in zip(images, ranked)]
 
             title = f"{name}: {statistics.num_images} tiles"
             return summary, playground.usage_histogram(statistics, title), patches(most), patches(least)
