@@ -4,7 +4,8 @@ The page is started on a free port with a tiny tokenizer and GPT made here. The 
 a photograph (after a file that is not an image, whose error must show in the page), clicks
 Reconstruct, reads the reconstruction back from the page and checks it against
 ``model.encode`` / ``decode`` computed here, clicks a token cell, replaces that token, and runs
-one generation. Needs ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs
+one generation, counts codes on the Codebook tab, and checks that the page requested nothing outside the
+machine. Needs ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs
 it); Playwright's own browser download is never used.
 """
 
@@ -58,6 +59,9 @@ def page(served):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        # Every request the page makes, to check it never leaves the machine (fonts, analytics, CDNs).
+        page.requested_urls = []
+        page.on("request", lambda request: page.requested_urls.append(request.url))
         page.goto(served[0], wait_until="load")
         page.wait_for_selector("#reconstruct")
         yield page
@@ -151,3 +155,25 @@ def test_reconstruct_replace_a_token_and_generate_in_the_browser(served, page):
     for sample, expected_sample in zip(samples, reference):
         assert sample.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
         assert np.abs(sample.astype(int) - expected_sample.astype(int)).max() <= 1
+
+    # Codebook tab over the example photographs (4 x 4 tiles each, the default): the page's usage and
+    # perplexity are the ones of the codes counted here.
+    from hf_vq.demo import playground
+    from hf_vq.quantizers import CodebookUsage
+
+    page.get_by_role("tab", name="Codebook").click()
+    page.click("#count-codes")
+    page.wait_for_function("document.querySelector('#codebook-summary').innerText.includes('perplexity')")
+    usage = CodebookUsage(CODEBOOK_SIZE)
+    with torch.no_grad():
+        for name in playground.EXAMPLE_IMAGES:
+            tiles = playground.tiles(playground.example_image(name), IMAGE_SIZE, 4)
+            usage.update(model.encode(processor(tiles).pixel_values).indices)
+    expected_usage = usage.compute()
+    summary = page.inner_text("#codebook-summary")
+    assert f"usage {100 * expected_usage['codebook_usage']:.1f}%" in summary
+    assert f"perplexity {expected_usage['perplexity']:.1f}" in summary
+
+    local = served[0].rstrip("/")
+    outside = [url for url in page.requested_urls if not url.startswith((local, "data:", "blob:"))]
+    assert not outside, f"the page requested addresses outside the machine: {outside[:5]}"

@@ -22,8 +22,9 @@ from ..utils.errors import UsageError  # noqa: E402
 from ..utils.images import to_uint8  # noqa: E402
 from . import playground  # noqa: E402
 
-# Gradio's default theme imports Google Fonts over the network; system fonts keep the page offline.
-THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+# The default theme's fonts are served by gradio itself (LocalFont); themes built on GoogleFont would make the
+# browser reach fonts.googleapis.com (tests/test_demo_browser.py checks the page requests nothing outside).
+THEME = gr.themes.Default()
 # Tokenizer images are small (32 px for the demo model): show them enlarged, pixels kept sharp.
 CSS = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 MAX_UPLOAD_SIZE = "50mb"
