@@ -232,3 +232,23 @@ def test_space_app_builds_the_page_from_model_ids(model_dirs, monkeypatch):
     # A Hub id that cannot be fetched (the tests run offline) is a message, not a traceback.
     with pytest.raises(UsageError, match="'someone/no-such-tokenizer' not found"):
         playground.load_tokenizer("someone/no-such-tokenizer")
+
+
+def test_lpips_is_shown_when_its_weights_are_there(tokenizer, photo, tmp_path):
+    import torchvision
+
+    from hf_vq.demo.app import metrics_markdown
+
+    assert playground.try_load_lpips(tmp_path / "alexnet-owt-7be5be79.pth") is None  # missing: skipped, no error
+    torch.manual_seed(2)
+    path = tmp_path / "alexnet.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    network = playground.try_load_lpips(path)
+    result = playground.reconstruct(tokenizer, photo, network)
+    with torch.no_grad():  # lpips' own call on [0, 1] images (normalize=True), as the benchmark
+        expected = network(torch.from_numpy(unit(result.reconstruction)).permute(2, 0, 1)[None].float(),
+                           torch.from_numpy(unit(result.original)).permute(2, 0, 1)[None].float(), normalize=True)
+    assert result.metrics["lpips"] == pytest.approx(float(expected), abs=1e-5)
+    assert f"**LPIPS** {result.metrics['lpips']:.4f}" in metrics_markdown(result.metrics)
+    assert "LPIPS: no AlexNet weights" in metrics_markdown({k: v for k, v in result.metrics.items() if k != "lpips"},
+                                                           lpips_available=False)
