@@ -59,7 +59,7 @@ def metrics_markdown(metrics: dict, seconds: float | None = None, lpips_availabl
     parts.append(f"**tokens** {metrics['tokens']}")
     parts.append(f"**bits** {metrics['bits']:.0f}")
     if seconds is not None:
-        parts.append(f"{seconds * 1000:.0f} ms")
+        parts.append(f"encode + decode {seconds * 1000:.0f} ms")
     return " · ".join(parts)
 
 
