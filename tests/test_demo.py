@@ -207,6 +207,9 @@ def test_cli_without_a_model_says_how_to_make_one(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 2
     assert "train the demo model first with `hf-vq train`" in capsys.readouterr().err
+    from hf_vq.cli import demo as demo_command  # spelled out there so `--help` imports no torch
+
+    assert demo_command.DEFAULT_MODEL_DIR == playground.DEFAULT_MODEL_DIR
 
 
 def test_space_app_builds_the_page_from_model_ids(model_dirs, monkeypatch):
