@@ -163,6 +163,15 @@ def test_user_errors_name_the_problem_and_the_fix(tmp_path, monkeypatch):
         playground.load_tokenizer("outputs/demo-vqvae")
     with pytest.raises(UsageError, match="not found: give a folder written by save_pretrained"):
         playground.load_tokenizer(str(tmp_path / "nothing-here"))
+    # A feature-predicting tokenizer (decodes_pixels False, as VQ-KD) has no picture to show.
+    import hf_vq
+
+    feature_model = tmp_path / "features"
+    hf_vq.VQVAEModel(hf_vq.VQVAEConfig(hidden_dim=8, codebook_size=8, codebook_dim=4)).save_pretrained(feature_model)
+    monkeypatch.setattr(hf_vq.VQVAEModel, "decodes_pixels", False)
+    with pytest.raises(UsageError, match="predicts teacher features, not images"):
+        playground.load_tokenizer(str(feature_model))
+    monkeypatch.undo()
     with pytest.raises(UsageError, match="Unknown example"):
         playground.example_image("nope")
     with pytest.raises(UsageError, match="None of the 1 uploaded files is an image"):

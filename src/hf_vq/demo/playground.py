@@ -80,6 +80,9 @@ def load_tokenizer(source: str, name: str | None = None, device: str = "cpu") ->
         raise UsageError(f"{missing_model_message(source)} ({error})") from error
     if not hasattr(model, "decode_indices"):
         raise UsageError(f"{source} is a {type(model).__name__}, not an hf_vq tokenizer (it has no decode_indices).")
+    if not getattr(model, "decodes_pixels", True):
+        raise UsageError(f"{source} is a {type(model).__name__}, whose decoder predicts teacher features, not images: "
+                         "the playground shows tokenizers that reconstruct pixels (use its stage-2 pixel decoder).")
     try:
         processor = AutoImageProcessor.from_pretrained(source)
     except (OSError, ValueError):
