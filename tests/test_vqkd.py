@@ -62,8 +62,8 @@ def test_converted_checkpoint_matches_the_official_model(official, tmp_path, cli
     pixels, target = outputs["pixel_values"], outputs["teacher_features"]
     with torch.no_grad():
         encoded = model.encode(pixels)
-        decoded = model.decode(encoded.quantized).sample
-        from_indices = model.decode_indices(encoded.indices).sample
+        decoded = model.predict_features(encoded.quantized)
+        from_indices = model.predict_features(model.indices_to_quantized(encoded.indices))
     assert torch.equal(encoded.indices, outputs["tokens"])
     assert (encoded.quantized - outputs["quantized"]).abs().max() < TOLERANCE
     assert (decoded - outputs["decoded"]).abs().max() < TOLERANCE
@@ -165,8 +165,8 @@ def test_shapes_save_load_and_the_teacher_outside_the_weights(tmp_path, clip_tea
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode(pixels).indices, model.encode(pixels).indices)
-        torch.testing.assert_close(loaded.decode_indices(model.encode(pixels).indices).sample,
-                                   model.decode_indices(model.encode(pixels).indices).sample)
+        codes = model.encode(pixels).quantized
+        torch.testing.assert_close(loaded.predict_features(codes), model.predict_features(codes))
 
 
 def test_bad_input_is_refused_with_the_fix(clip_teacher):
@@ -184,6 +184,10 @@ def test_bad_input_is_refused_with_the_fix(clip_teacher):
         model.decode_indices(torch.full((1, 4, 4), 64))
     with pytest.raises(ValueError, match="decode_indices"):
         model.decode(torch.zeros(1, 8, 2, 2))
+    # Stage 1 has no image decoder (predict_features gives the teacher-feature prediction).
+    assert not model.decodes_pixels
+    with pytest.raises(ValueError, match="no pixel decoder yet"):
+        model.decode_indices(torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="teacher_features"):
         VQKDConfig(**TINY, teacher_features="pooled")
     # A teacher whose features do not fit the decoder.

@@ -121,7 +121,7 @@ class DistillationObjective(Objective):
         similarity = torch.zeros(2, dtype=torch.float64, device=engine.device)  # (sum, count) over tokens
         for pixel_values in self.eval_batches:
             encoded = model.encode(pixel_values)
-            prediction = model.decode_latents(encoded.quantized).float()
+            prediction = model.predict_features(encoded.quantized).float()
             target = self.teacher(pixel_values).float()
             cosine = nn.functional.cosine_similarity(prediction, target, dim=-1)
             similarity += torch.stack([cosine.sum().double(), torch.tensor(cosine.numel(), dtype=torch.float64,

@@ -4,6 +4,7 @@ Tokenizers", microsoft/unilm ``beit2/modeling_vqkd.py``)."""
 from huggingface_hub.dataclasses import strict
 
 from ..configuration_base import VQTokenizerConfig, check_positive
+from ..configuration_pixel_decoder import pixel_decoder_config
 
 # hf_vq.modules.teachers.CLIP_FEATURES (spelled out: a config imports no torch); DINO teachers give
 # "last_hidden_state" only, which FrozenTeacher checks when it is loaded.
@@ -39,6 +40,8 @@ class VQKDConfig(VQTokenizerConfig):
             (``encode_image(return_all_tokens=True) @ proj``, 512-d), ``"last_hidden_state"``
             for DINO (the final-LayerNorm patch tokens, 768-d); see ``hf_vq.modules.teachers``.
         teacher_feature_dim: size of the teacher features the decoder predicts [``decoder_out_dim``].
+        pixel_decoder: stage 2: LlamaGen decoder fields (see ``configuration_pixel_decoder``) of the
+            pixel decoder trained behind the frozen encoder and quantizer; None in stage 1.
     """
 
     model_type = "vqkd"
@@ -61,6 +64,7 @@ class VQKDConfig(VQTokenizerConfig):
     teacher_name_or_path: str = "openai/clip-vit-base-patch16"
     teacher_features: str = "projected"
     teacher_feature_dim: int = 512
+    pixel_decoder: dict | None = None
 
     def __post_init__(self, **kwargs):
         check_positive(
@@ -78,6 +82,8 @@ class VQKDConfig(VQTokenizerConfig):
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) (BEiT v2 uses 0.99); got {self.ema_decay!r}.")
         super().__post_init__(**kwargs)
+        if self.pixel_decoder is not None:
+            pixel_decoder_config(self.pixel_decoder, self.image_size, self.num_channels, self.patch_size)
 
     @property
     def grid_size(self) -> int:

@@ -1,16 +1,19 @@
 """VQ-KD (BEiT v2's tokenizer): ViT encoder -> Linear-Tanh-Linear -> unit-norm codes -> ViT decoder -> teacher features.
 
 Reads top to bottom: the ViT both halves use, the task heads, then the model. Stage 1 of VQ-KD
-distils a frozen teacher: the decoder does not give pixels but predictions of the teacher's
-patch features, so for this model
+distils a frozen teacher: its decoder does not give pixels but predictions of the teacher's
+patch features, so in stage 1
 
 * ``encode(pixels)`` -> ``.indices`` (B, H/16, W/16) and ``.quantized`` (B, codebook_dim, H/16, W/16)
   (unit-norm codes), like every hf_vq tokenizer;
-* ``decode(quantized).sample`` and ``decode_indices(indices).sample`` are the predicted teacher
-  features (B, (H/16) * (W/16), teacher_feature_dim), patch tokens in row-major order, not images;
-* ``forward(pixels, teacher_features)`` -> loss ``1 - cos(prediction, teacher) + commitment``.
+* ``predict_features(quantized)`` -> the predicted teacher features (B, (H/16) * (W/16),
+  teacher_feature_dim), patch tokens in row-major order;
+* ``forward(pixels, teacher_features)`` -> loss ``1 - cos(prediction, teacher) + commitment``;
+* ``decode`` / ``decode_indices`` refuse: there is no image decoder yet.
 
-Images come from a pixel decoder trained behind the frozen encoder and quantizer (stage 2).
+Stage 2 (:mod:`hf_vq.models.pixel_decoder`): with ``config.pixel_decoder`` the model holds a
+LlamaGen pixel decoder trained behind the frozen encoder and quantizer; then ``decode`` /
+``decode_indices`` / ``forward(pixels)`` give images in [-1, 1] like any tokenizer.
 The teacher is never part of this model: :meth:`VQKDModel.load_teacher` loads the one its config
 names, and the training objective (``hf_vq.training.distillation_objective``) feeds its features.
 ``hf_vq.convert.vqkd`` maps BEiT v2's released weights onto these module names.
@@ -24,6 +27,7 @@ from transformers import initialization as init
 from ...modules.vit_blocks import ViTBlock
 from ...quantizers import KMeansInit, NormalizedEMAUpdate, VectorQuantizer
 from ..base import VQModelOutput, VQTokenizerPreTrainedModel, check_pixel_values, reject_unknown_arguments
+from ..pixel_decoder import PixelDecoderMixin
 from .configuration_vqkd import VQKDConfig
 
 
@@ -68,11 +72,10 @@ def cosine_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return (1 - (F.normalize(prediction, dim=-1) * F.normalize(target, dim=-1)).sum(-1)).mean()
 
 
-class VQKDModel(VQTokenizerPreTrainedModel):
+class VQKDModel(PixelDecoderMixin, VQTokenizerPreTrainedModel):
     config: VQKDConfig
     config_class = VQKDConfig
-    # Stage 1 decodes teacher features: the image metrics (PSNR, rFID...) do not apply.
-    decodes_pixels = False
+    # ``decodes_pixels`` (PixelDecoderMixin): False in stage 1 (the decoder predicts teacher features), True in stage 2.
     # Changing these changes what the same weights compute (checked on from_pretrained).
     function_config_fields = ("encoder_num_heads", "decoder_num_heads", "layer_norm_eps")
 
@@ -96,6 +99,7 @@ class VQKDModel(VQTokenizerPreTrainedModel):
             config.mlp_ratio, config.layer_norm_eps,
         )
         self.decoder_head = TaskHead(config.decoder_hidden_size, config.teacher_feature_dim)
+        self.build_pixel_decoder()
         self.post_init()
 
     @torch.no_grad()
@@ -153,13 +157,11 @@ class VQKDModel(VQTokenizerPreTrainedModel):
         grid = self.config.grid_size
         return latents.transpose(1, 2).reshape(latents.shape[0], -1, grid, grid)
 
-    def decode_latents(self, quantized: torch.Tensor) -> torch.Tensor:
-        """Codes (B, codebook_dim, h, w) -> predicted teacher features (B, h * w, teacher_feature_dim)."""
-        return self.decoder_head(self.decoder(quantized))
+    def predict_features(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Codes (B, codebook_dim, h, w) -> predicted teacher features (B, h * w, teacher_feature_dim).
 
-    def decode(self, quantized: torch.Tensor, return_dict: bool = True):
-        """Codes (B, codebook_dim, h, w) -> ``.sample``: predicted teacher features (B, h * w, teacher_feature_dim)."""
-        return super().decode(quantized, return_dict=return_dict)
+        The stage-1 decoder (images come from ``decode`` once a pixel decoder is trained)."""
+        return self.decoder_head(self.decoder(quantized))
 
     # -- the teacher ------------------------------------------------------------------------
     def load_teacher(self, name_or_path: str | None = None, dtype=None):
@@ -192,9 +194,9 @@ class VQKDModel(VQTokenizerPreTrainedModel):
             )
 
     # -- forward ----------------------------------------------------------------------------
-    def forward(self, pixel_values: torch.Tensor, teacher_features: torch.Tensor | None = None, return_dict: bool = True,
-                **kwargs) -> VQModelOutput:
-        """Distillation step: ``loss = (1 - cos(prediction, teacher_features)) + commitment``.
+    def stage1_forward(self, pixel_values: torch.Tensor, teacher_features: torch.Tensor | None = None,
+                       return_dict: bool = True, **kwargs) -> VQModelOutput:
+        """``forward`` in stage 1 (no pixel decoder). Distillation step: ``loss = (1 - cos(prediction, teacher_features)) + commitment``.
 
         ``teacher_features``: (B, (H/p) * (W/p), teacher_feature_dim), the frozen teacher's patch
         features of the same pixels (``model.load_teacher()(pixel_values)``). ``reconstruction``
@@ -207,7 +209,7 @@ class VQKDModel(VQTokenizerPreTrainedModel):
                 "model(pixel_values, teacher_features=teacher(pixel_values)). For codes only, use model.encode(pixel_values)."
             )
         encoded = self.encode(pixel_values)
-        prediction = self.decode_latents(encoded.quantized)
+        prediction = self.predict_features(encoded.quantized)
         if not isinstance(teacher_features, torch.Tensor) or teacher_features.shape != prediction.shape:
             shape = tuple(teacher_features.shape) if isinstance(teacher_features, torch.Tensor) else type(teacher_features).__name__
             raise ValueError(
