@@ -218,6 +218,10 @@ def test_model_card_says_what_the_decoder_gives():
                                  downsample_factor=8, metrics={"codebook_usage": 0.5, "perplexity": 3.0}).content
     assert "VQ-KD" in card and "openai/clip-vit-base-patch16" in card and "not images" in card
     assert "4x4 tokens" in card and "decodes codes back to pixels" not in card
+    # After stage 2 it decodes images: the generic tokenizer card.
+    stage2 = VQKDConfig(**TINY, pixel_decoder={"channel_multipliers": [1, 1, 1, 1]})
+    card = render_tokenizer_card(stage2.to_dict(), "someone/vqkd-tiny", "VQKDModel", 123, downsample_factor=8).content
+    assert "decodes codes back to pixels" in card and "not images" not in card
 
 
 @pytest.mark.parametrize("name", ["vqkd_encoder_base_decoder_3x768x12_clip", "vqkd_encoder_base_decoder_1x768x12_dino"])

@@ -165,3 +165,11 @@ def test_iu_vqkd_pixel_decoder_configs_fit_224px_codes(teacher):
     assert VQKDConfig(pixel_decoder=settings).pixel_decoder == settings
     with pytest.raises(ValueError, match="upsample x8"):
         VQKDConfig(pixel_decoder={**settings, "channel_multipliers": [1, 1, 2, 2]})
+
+
+def test_stage2_model_teacher_overrides_the_vqkd_teacher_path(tmp_path):
+    VQKDModel(VQKDConfig(**TINY, teacher_name_or_path="openai/clip-vit-base-patch16")).save_pretrained(tmp_path / "stage1")
+    model = build_stage2_model({"stage1_from": str(tmp_path / "stage1"), "teacher": "/local/clip", "pixel_decoder": TINY_DECODER})
+    assert model.config.teacher_name_or_path == "/local/clip" and model.pixel_decoder is not None
+    with pytest.raises(ValueError, match="already has a pixel decoder"):
+        model.add_pixel_decoder(TINY_DECODER)

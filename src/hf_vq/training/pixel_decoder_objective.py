@@ -16,7 +16,7 @@ parameter of it requires grad, it stays in eval mode, and ``encode`` runs withou
 only the pixel decoder (and the discriminator) learn. The saved model decodes indices to images.
 """
 
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel
 
 from .tokenizer_objective import TokenizerObjective
 
@@ -34,6 +34,15 @@ def build_stage2_model(model_section: dict):
     if unknown:
         raise ValueError(f"With model.stage1_from, the model comes from {path}: remove {unknown} from `model:` "
                          f"(allowed: {list(STAGE2_MODEL_KEYS)}).")
+    if "teacher" in section:
+        # Where the teacher lives on this machine; VQ-KD's config calls it teacher_name_or_path (its stage 2
+        # never runs the teacher, the override only keeps the saved config pointing at a usable copy).
+        stage1_config = AutoConfig.from_pretrained(path)
+        if not hasattr(stage1_config, "teacher") and hasattr(stage1_config, "teacher_name_or_path"):
+            section["teacher_name_or_path"] = section.pop("teacher")
+        elif not hasattr(stage1_config, "teacher"):
+            raise ValueError(f"model.stage1_from {path} is a {stage1_config.model_type!r} model, which has no teacher: "
+                             "remove model.teacher.")
     model = AutoModel.from_pretrained(path, **section)
     if model_type and model.config.model_type != model_type:
         raise ValueError(f"model.stage1_from {path} is a {model.config.model_type!r} model but model.model_type is "

@@ -1,7 +1,7 @@
 """The hf_vq model card of a tokenizer, rendered from plain records (no model, no files).
 
 ``render_tokenizer_card`` fills the packaged template ``hf_vq/model_cards/<model_type>.md`` when
-the model has its own (``vqkd.md``: its decoder predicts teacher features), else ``tokenizer.md``,
+the model has its own (``vqkd.md``: a stage-1 VQ-KD predicts teacher features), else ``tokenizer.md``,
 from the model's config dict, its class name and size, the training record
 (``train_config.json``) and the evaluation metrics. It lives below the models so that
 ``model.push_to_hub`` can write the card without importing the evaluation or hub layers.
@@ -41,8 +41,12 @@ def _describe_training(train_config: dict, metrics: dict):
     return training_data, steps, summary
 
 
-def _template_name(model_type) -> str:
-    """The model type's own card template if there is one, else the generic tokenizer card."""
+def _template_name(config: dict) -> str:
+    """The model type's own card template if there is one, else the generic tokenizer card (also for a
+    semantic tokenizer with a stage-2 pixel decoder: it decodes images like any tokenizer)."""
+    model_type = config.get("model_type")
+    if config.get("pixel_decoder") is not None:
+        return "tokenizer"
     return model_type if model_type and (MODEL_CARDS_DIR / f"{model_type}.md").is_file() else "tokenizer"
 
 
@@ -71,7 +75,7 @@ def render_tokenizer_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(model_card_template_path(_template_name(config.get("model_type")))),
+        template_path=str(model_card_template_path(_template_name(config))),
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         model_type=config.get("model_type"),
