@@ -140,8 +140,8 @@ def test_stage2_vqkd_tokenizes_trains_a_gpt_and_generates(stage2_dir, tmp_path):
 
 
 def test_demo_takes_a_stage2_vqkd_and_refuses_a_stage1_one(stage1_dir, stage2_dir):
-    from hf_vq.utils.errors import UsageError
     from hf_vq.demo import playground
+    from hf_vq.utils.errors import UsageError
 
     output, *_ = stage2_dir
     loaded = playground.load_tokenizer(str(output))
