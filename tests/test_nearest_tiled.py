@@ -11,8 +11,12 @@ from hf_vq.quantizers import VectorQuantizer, max_inner_product, nearest_code
 from hf_vq.quantizers import nearest as nearest_module
 
 
-@pytest.fixture(params=[(48, 150, 64), (256, 4096, 64), (100, 40, 64)], ids=["small-tiles", "default", "narrow"])
+@pytest.fixture(params=[(48, 150, 64), (256, 4096, 64), (100, 40, 64), "accelerator"],
+                ids=["small-tiles", "default", "narrow", "accelerator-layout"])
 def tiles(request, monkeypatch):
+    if request.param == "accelerator":  # the whole-codebook chunks used off CPU, run here on CPU
+        monkeypatch.setattr(nearest_module, "_cache_tiles", lambda device: False)
+        return request.param
     rows, codes, group = request.param
     monkeypatch.setattr(nearest_module, "TILE_ROWS", rows)
     monkeypatch.setattr(nearest_module, "TILE_CODES", codes)

@@ -31,16 +31,25 @@ TILE_CODES = 4096
 GROUP = 64
 
 
-def _tile_shape(num_codes: int, max_elements: int) -> tuple:
+def _cache_tiles(device: torch.device) -> bool:
+    """Cache-sized tiles on CPU. On accelerators each tile op is a kernel launch and the row
+    minimum with indices is fast, so there a tile is as many rows of the whole codebook as
+    ``max_elements`` allows (a few large launches instead of thousands of small ones)."""
+    return device.type == "cpu"
+
+
+def _tile_shape(num_codes: int, max_elements: int, cache_tiles: bool) -> tuple:
+    if not cache_tiles:
+        return max(1, max_elements // max(num_codes, 1)), max(num_codes, 1)
     codes = max(1, min(num_codes, TILE_CODES, max_elements))
     rows = max(1, min(TILE_ROWS, max_elements // codes))
     return rows, codes
 
 
-def _tile_argmin(scores: torch.Tensor) -> tuple:
+def _tile_argmin(scores: torch.Tensor, cache_tiles: bool) -> tuple:
     """(minimum, first index of the minimum) of each row of a score tile."""
     rows, width = scores.shape
-    if width < GROUP:
+    if width < GROUP or not cache_tiles:
         return torch.min(scores, dim=1)
     full = width - width % GROUP
     group_minima = torch.amin(scores[:, :full].reshape(rows, full // GROUP, GROUP), dim=2)
@@ -59,7 +68,8 @@ def _tile_argmin(scores: torch.Tensor) -> tuple:
 def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_elements: int) -> torch.Tensor:
     """First index of the minimum of each row of ``left @ right`` (N, K), tile by tile."""
     num_rows, num_codes = left.shape[0], right.shape[1]
-    tile_rows, tile_codes = _tile_shape(num_codes, max_elements)
+    cache_tiles = _cache_tiles(left.device)
+    tile_rows, tile_codes = _tile_shape(num_codes, max_elements, cache_tiles)
     out = torch.empty(num_rows, dtype=torch.long, device=left.device)
     scores = torch.empty(min(tile_rows, num_rows), tile_codes, dtype=left.dtype, device=left.device)
     for start in range(0, num_rows, tile_rows):
@@ -70,7 +80,7 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
             width = min(tile_codes, num_codes - first_code)
             tile = scores[:count, :width]
             torch.mm(block, right[:, first_code : first_code + width], out=tile)
-            value, index = _tile_argmin(tile)
+            value, index = _tile_argmin(tile, cache_tiles)
             if best is None:
                 best, best_index = value, index
             else:
