@@ -28,8 +28,8 @@ Timing: each figure is the median of several runs after one warm-up, with the sp
 (min-max); a case whose warm-up call took more than 40 s gets fewer timed runs (at least 2).
 Peak memory (full runs only): every case runs in its own subprocess and reports
 ``ru_maxrss`` (the process's peak resident set) minus its value after the setup, i.e. the
-extra memory the timed calls needed at their peak. Quick runs share one process and report
-no memory. The README's performance table is generated from RESULTS.md by
+extra memory the timed calls needed at their peak (0: they stayed below the setup's own
+peak). Quick runs share one process and report no memory. The README's performance table is generated from RESULTS.md by
 ``benchmarks/readme_table.py`` (``--write`` updates README.md; a test checks they agree).
 """
 
