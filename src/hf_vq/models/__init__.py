@@ -33,6 +33,8 @@ _EXPORTS = {
     "VQGANModel": ".vqgan",
     "VQGANLCConfig": ".vqgan_lc",
     "VQGANLCModel": ".vqgan_lc",
+    "VQKDConfig": ".vqkd",
+    "VQKDModel": ".vqkd",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation
