@@ -149,6 +149,22 @@ def run_titok(args) -> int:
     return 0
 
 
+def add_maskgit_vqgan_parser(sources) -> None:
+    parser = sources.add_parser(
+        "maskgit-vqgan", help="MaskGIT-VQGAN (maskgit-vqgan-imagenet-f16-256.bin, the proxy tokenizer of TiTok stage 1)"
+    )
+    _add_paths(parser)
+    parser.set_defaults(func=run_maskgit_vqgan)
+
+
+def run_maskgit_vqgan(args) -> int:
+    from ..convert import convert_maskgit_vqgan_checkpoint
+
+    convert_maskgit_vqgan_checkpoint(args.checkpoint, args.out_dir, image_size=args.image_size)
+    print(f"Saved MaskGITVQGANModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
@@ -156,4 +172,5 @@ CONVERTERS = {
     "visual-tokenizer": add_visual_tokenizer_parser,
     "vqgan-lc": add_vqgan_lc_parser,
     "titok": add_titok_parser,
+    "maskgit-vqgan": add_maskgit_vqgan_parser,
 }

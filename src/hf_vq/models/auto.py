@@ -28,6 +28,7 @@ TOKENIZER_CLASSES = {
     "llamagen_vq": ("hf_vq.models.llamagen_vq", "LlamaGenVQConfig", "LlamaGenVQModel"),
     "vqgan_lc": ("hf_vq.models.vqgan_lc", "VQGANLCConfig", "VQGANLCModel"),
     "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
+    "maskgit_vqgan": ("hf_vq.models.maskgit_vqgan", "MaskGITVQGANConfig", "MaskGITVQGANModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).
 GENERATOR_CLASSES = {

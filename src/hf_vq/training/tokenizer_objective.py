@@ -95,6 +95,7 @@ class TokenizerObjective(Objective):
         if cfg.reconstruction is not None:
             # The model computes its reconstruction term itself, once: tell it which one.
             model.config.reconstruction_loss = cfg.reconstruction
+        self.prepare_model(model)
         self.model_module = engine.add_optimizer("model", model, model.parameters(), args.learning_rate)
         self.unwrapped = engine.accelerator.unwrap_model(self.model_module)
 
@@ -112,6 +113,10 @@ class TokenizerObjective(Objective):
             perceptual = self.perceptual_loss if self.perceptual_loss is not None else LPIPSLoss(net=cfg.lpips_net)
             self.perceptual = perceptual.to(engine.device)
         self.usage = CodebookUsage(self.unwrapped.config.codebook_size)
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Hook before the optimizer is built (a subclass freezes parts here; frozen parameters
+        stay out of the optimizer)."""
 
     def state_modules(self) -> dict:
         modules = {"model": self.unwrapped}
@@ -147,8 +152,8 @@ class TokenizerObjective(Objective):
             if name != "reconstruction":
                 terms[f"quantizer_{name}"] = value
         total = nll
-        if output.quantizer_loss is not None:
-            total = total + output.quantizer_loss.float()
+        if output.quantizer_loss is not None and cfg.quantizer_weight:
+            total = total + cfg.quantizer_weight * output.quantizer_loss.float()
         if self.gan_active(step):
             # The discriminator is frozen here and called unwrapped: the GAN term trains the generator only.
             self.raw_discriminator.requires_grad_(False)

@@ -11,7 +11,12 @@ from torch import nn
 
 from .config import TrainConfig, load_config
 from .engine import TrainingEngine, TrainResult
+from .titok_objectives import DecoderFinetuneObjective, ProxyCodeObjective
 from .tokenizer_objective import TokenizerObjective
+
+# loss.objective -> the objective `hf-vq train` runs.
+OBJECTIVES = {"reconstruction": TokenizerObjective, "proxy_codes": ProxyCodeObjective,
+              "decoder_finetune": DecoderFinetuneObjective}
 
 
 def run_training(config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
@@ -25,8 +30,9 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
         lpips_network / fid_feature_extractor: networks for the final LPIPS / rFID (default: read
             from torch's hub cache; a metric whose weights are missing is skipped with a message).
     """
-    objective = TokenizerObjective(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-                                   fid_feature_extractor=fid_feature_extractor)
+    objective = OBJECTIVES[config.loss.objective](
+        config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
+        fid_feature_extractor=fid_feature_extractor)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()
