@@ -24,7 +24,7 @@ from transformers import AutoModel
 from ..modules.maskgit_vqgan import MaskGITDecoder
 from ..quantizers import CodebookUsage
 from .engine import StepLoss
-from .tokenizer_objective import TokenizerObjective, build_model
+from .tokenizer_objective import TokenizerObjective, build_model, titok_parameter_groups
 
 FROZEN_IN_DECODER_FINETUNE = ("encoder", "quant_conv", "quantizer")
 
@@ -105,7 +105,8 @@ class ProxyCodeObjective(TokenizerObjective):
         # Stage 1 never decodes pixels: the pixel path stays out of the optimizer.
         model.pixel_codebook.requires_grad_(False)
         model.pixel_decoder.requires_grad_(False)
-        self.network = engine.add_optimizer("model", ProxyCodeNetwork(model), model.parameters(), args.learning_rate)
+        self.network = engine.add_optimizer("model", ProxyCodeNetwork(model),
+                                            titok_parameter_groups(model, args.weight_decay), args.learning_rate)
         self.unwrapped = model
         self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = None
         self.usage = CodebookUsage(model.config.codebook_size)

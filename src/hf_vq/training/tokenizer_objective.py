@@ -56,6 +56,27 @@ def build_model(model_section: dict):
     return AutoModel.from_config(config)
 
 
+# Parameters TiTok's official optimizer keeps out of weight decay (bytedance/1d-tokenizer create_optimizer):
+# vectors, and anything whose name says norm, bias, learned token or embedding.
+NO_DECAY_NAME_PARTS = ("ln", "bias", "latent_tokens", "mask_token", "embedding", "norm", "gamma", "embed", "class_token")
+
+
+def titok_parameter_groups(model: nn.Module, weight_decay: float) -> list:
+    """AdamW groups as TiTok's official training: no weight decay on vectors, norms, biases, tokens, embeddings."""
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    exempt = [p for name, p in trained if p.ndim < 2 or any(part in name for part in NO_DECAY_NAME_PARTS)]
+    exempt_ids = {id(p) for p in exempt}
+    return [{"params": exempt, "weight_decay": 0.0},
+            {"params": [p for _, p in trained if id(p) not in exempt_ids], "weight_decay": weight_decay}]
+
+
+def parameter_groups(model: nn.Module, weight_decay: float):
+    """What the model's optimizer trains: TiTok with its official weight-decay groups, others all parameters."""
+    if getattr(model.config, "model_type", None) == "titok":
+        return titok_parameter_groups(model, weight_decay)
+    return model.parameters()
+
+
 class TokenizerObjective(Objective):
     """Train a tokenizer with the ``loss:`` section of ``config``.
 
@@ -96,7 +117,8 @@ class TokenizerObjective(Objective):
             # The model computes its reconstruction term itself, once: tell it which one.
             model.config.reconstruction_loss = cfg.reconstruction
         self.prepare_model(model)
-        self.model_module = engine.add_optimizer("model", model, model.parameters(), args.learning_rate)
+        self.model_module = engine.add_optimizer("model", model, parameter_groups(model, args.weight_decay),
+                                                 args.learning_rate)
         self.unwrapped = engine.accelerator.unwrap_model(self.model_module)
 
         self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = None
