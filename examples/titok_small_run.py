@@ -160,11 +160,11 @@ def markdown(rows: dict, steps: int) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="toy size and a few steps (seconds; what CI runs)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default 1500; --quick 3)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default 600; --quick 3)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where the grid, metrics and table go (default docs/; --quick: a temporary folder)")
     args = parser.parse_args(argv)
-    steps = args.steps or (3 if args.quick else 1500)
+    steps = args.steps or (3 if args.quick else 600)
     output_dir = args.output_dir or (Path(tempfile.mkdtemp(prefix="titok_small_run_")) if args.quick else REPO / "docs")
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)

@@ -107,6 +107,7 @@ def test_titok_recipes_follow_the_official_configs():
         loss = stage2.loss
         assert loss.objective == "decoder_finetune" and loss.quantizer_weight == 0 and loss.reconstruction == "mse"
         assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start, loss.lecam_weight) == (0.01, False, 20_000, 0.001)
+        assert (loss.convnext_weight, loss.lpips_weight) == (0.1, 0.0)  # official perceptual_loss convnext_s, 0.1
         assert (stage2.training.warmup_steps, stage2.training.max_steps, stage2.training.adam_beta2) == (5_000, 500_000, 0.999)
         # Its stage-1 model, shrunk, builds: the generic test above runs it.
         assert stage1.model["model_type"] == "titok"
@@ -115,3 +116,4 @@ def test_titok_recipes_follow_the_official_configs():
     assert (model["codebook_size"], model["codebook_dim"], model["l2_norm"], model["dead_code_restarts"]) == (8192, 64, False, True)
     assert (model["encoder_hidden_size"], model["decoder_hidden_size"], model["decoder_type"]) == (768, 1024, "pixel")
     assert (single.loss.disc_weight, single.loss.disc_start, single.loss.lecam_weight) == (0.1, 200_000, 0.001)
+    assert (single.loss.lpips_weight, single.loss.convnext_weight) == (1.0, 0.1)  # lpips-convnext_s-1.0-0.1 x 1.1

@@ -245,6 +245,8 @@ class LossConfig(_Section):
         the decoder trained with the terms above).
     proxy_tokenizer: the frozen tokenizer (folder or Hub id) of ``objective: proxy_codes``.
     quantizer_weight: weight of the quantizer's terms (1; TiTok stage 2: 0).
+    convnext_weight: TiTok's ConvNeXt-S perceptual term (mean squared difference of ConvNeXt-S outputs
+        at 224 px; its torchvision weights must be in the torch hub cache); 0 = off.
     """
 
     section = "loss"
@@ -264,10 +266,11 @@ class LossConfig(_Section):
     objective: typing.Literal["reconstruction", "proxy_codes", "decoder_finetune"] = "reconstruction"
     proxy_tokenizer: str | None = None
     quantizer_weight: float = 1.0
+    convnext_weight: float = 0.0
 
     def check(self):
         self._positive("reconstruction_weight", "lpips_weight", "disc_weight", "disc_start", "lecam_weight",
-                       "quantizer_weight", allow_zero=True)
+                       "quantizer_weight", "convnext_weight", allow_zero=True)
         self._positive("disc_layers", "disc_channels")
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
         _check((self.objective == "proxy_codes") == (self.proxy_tokenizer is not None), "loss.proxy_tokenizer",

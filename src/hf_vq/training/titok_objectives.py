@@ -93,9 +93,9 @@ class ProxyCodeObjective(TokenizerObjective):
 
     def build(self, engine) -> None:
         config, cfg, args = self.config, self.cfg, engine.args
-        if cfg.disc_weight > 0 or cfg.lpips_weight > 0:
-            raise ValueError("loss.objective proxy_codes (TiTok stage 1) has no pixel loss: set loss.disc_weight and "
-                             "loss.lpips_weight to 0 (stage 2, decoder_finetune, adds them).")
+        if cfg.disc_weight > 0 or cfg.lpips_weight > 0 or cfg.convnext_weight > 0:
+            raise ValueError("loss.objective proxy_codes (TiTok stage 1) has no pixel loss: set loss.disc_weight, "
+                             "loss.lpips_weight and loss.convnext_weight to 0 (stage 2, decoder_finetune, adds them).")
         model = self.raw_model if self.raw_model is not None else build_model(config.model)
         if config.data.image_size != model.config.image_size:
             raise ValueError(f"data.image_size {config.data.image_size} differs from the TiTok's image_size "
@@ -108,7 +108,7 @@ class ProxyCodeObjective(TokenizerObjective):
         self.network = engine.add_optimizer("model", ProxyCodeNetwork(model),
                                             titok_parameter_groups(model, args.weight_decay), args.learning_rate)
         self.unwrapped = model
-        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = None
+        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = self.convnext = None
         self.usage = CodebookUsage(model.config.codebook_size)
 
     def step_losses(self, batch, step: int):

@@ -1,4 +1,4 @@
-"""The tokenizer objective: reconstruction + LPIPS + the quantizer's terms + GAN.
+"""The tokenizer objective: reconstruction + LPIPS (+ ConvNeXt-S) + the quantizer's terms + GAN.
 
 Per micro-batch (the engine back-propagates and steps each loss in turn):
 
@@ -28,7 +28,7 @@ from ..evaluation import (
     load_lpips_network,
     save_reconstruction_grid,
 )
-from ..losses import LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
+from ..losses import ConvNeXtPerceptualLoss, LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
 from ..modules import build_discriminator
 from ..processing import VQImageProcessor
 from ..quantizers import CodebookUsage
@@ -83,6 +83,8 @@ class TokenizerObjective(Objective):
     Args:
         model: a tokenizer to train instead of building one from ``config.model``.
         perceptual_loss: the LPIPS loss module (default ``LPIPSLoss(net=loss.lpips_net)``).
+        convnext_loss: the ConvNeXt-S perceptual module of ``loss.convnext_weight`` (default
+            ``ConvNeXtPerceptualLoss()`` with torchvision's weights from the hub cache).
         lpips_network / fid_feature_extractor: the networks of the final LPIPS / rFID metrics
             (default: loaded from torch's hub cache when the weights are there, else skipped).
     """
@@ -92,11 +94,13 @@ class TokenizerObjective(Objective):
     final_outputs = (("model", "model.safetensors"), ("reconstruction grid", "reconstructions.png"))
 
     def __init__(self, config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
-                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None):
+                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None,
+                 convnext_loss: nn.Module | None = None):
         self.config = config
         self.cfg = config.loss
         self.raw_model = model
         self.perceptual_loss = perceptual_loss
+        self.convnext_loss = convnext_loss
         self.lpips_network = lpips_network
         self.fid_feature_extractor = fid_feature_extractor
         self.num_unreadable = 0
@@ -121,7 +125,7 @@ class TokenizerObjective(Objective):
                                                  args.learning_rate)
         self.unwrapped = engine.accelerator.unwrap_model(self.model_module)
 
-        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = None
+        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = self.convnext = None
         if cfg.disc_weight > 0:
             discriminator = build_discriminator(cfg.discriminator, model.config.num_channels, image_size,
                                                 cfg.disc_layers, cfg.disc_channels)
@@ -134,6 +138,9 @@ class TokenizerObjective(Objective):
         if cfg.lpips_weight > 0:
             perceptual = self.perceptual_loss if self.perceptual_loss is not None else LPIPSLoss(net=cfg.lpips_net)
             self.perceptual = perceptual.to(engine.device)
+        if cfg.convnext_weight > 0:
+            convnext = self.convnext_loss if self.convnext_loss is not None else ConvNeXtPerceptualLoss()
+            self.convnext = convnext.to(engine.device)
         self.usage = CodebookUsage(self.unwrapped.config.codebook_size)
 
     def prepare_model(self, model: nn.Module) -> None:
@@ -170,6 +177,9 @@ class TokenizerObjective(Objective):
         if self.perceptual is not None:
             terms["lpips"] = self.perceptual(reconstruction, pixel_values)
             nll = nll + cfg.lpips_weight * terms["lpips"]
+        if self.convnext is not None:
+            terms["convnext"] = self.convnext(reconstruction, pixel_values)
+            nll = nll + cfg.convnext_weight * terms["convnext"]
         for name, value in (output.loss_terms or {}).items():
             if name != "reconstruction":
                 terms[f"quantizer_{name}"] = value

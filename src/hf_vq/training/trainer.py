@@ -20,7 +20,8 @@ OBJECTIVES = {"reconstruction": TokenizerObjective, "proxy_codes": ProxyCodeObje
 
 
 def run_training(config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
-                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None) -> TrainResult:
+                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None,
+                 convnext_loss: nn.Module | None = None) -> TrainResult:
     """Train, evaluate on held-out images, save to ``config.output_dir``.
 
     Args:
@@ -29,10 +30,12 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
             weights); by default ``LPIPSLoss(net=loss.lpips_net)`` with the pretrained trunk.
         lpips_network / fid_feature_extractor: networks for the final LPIPS / rFID (default: read
             from torch's hub cache; a metric whose weights are missing is skipped with a message).
+        convnext_loss: the ConvNeXt-S perceptual module of ``loss.convnext_weight`` (default: torchvision's
+            ConvNeXt-S with weights from the hub cache).
     """
     objective = OBJECTIVES[config.loss.objective](
         config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-        fid_feature_extractor=fid_feature_extractor)
+        fid_feature_extractor=fid_feature_extractor, convnext_loss=convnext_loss)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()
