@@ -3,9 +3,11 @@
     python examples/titok_small_run.py            # a few minutes on a CPU; writes docs/titok_small_run.{png,json,md}
     python examples/titok_small_run.py --quick    # seconds: the same pipeline at toy size (what CI runs)
 
-Both variants are the same shrunk TiTok (32 px crops of the embedded scikit-image photographs, 4 px
-patches, 32 tokens, ViT width 64) trained the same number of steps with the same data, seed and
-optimiser (AdamW, cosine, L2 reconstruction loss) on the hf_vq engine (``hf_vq.training.run_training``).
+Both variants are the same shrunk TiTok (32 px crops of the embedded scikit-image photographs, 8 px
+patches, 16 tokens of a 512-code codebook, ViT width 64) trained the same number of steps (400) on the
+same 16 training crops (one batch: a memorisation test, what a CPU affords) with the same seed and
+optimiser (AdamW 1e-3, cosine, L2 reconstruction loss) on the hf_vq engine (``hf_vq.training.run_training``).
+The question it answers is narrow: does the recipe get its tokens to carry image information at all?
 They differ where the benchmark's ``configs/imagenet256/vqgan-titok.yaml`` differs from the official
 single-stage recipe (``configs/imagenet256/titok-bl64-vq8k-single-stage.yaml``):
 
@@ -14,10 +16,10 @@ single-stage recipe (``configs/imagenet256/titok-bl64-vq8k-single-stage.yaml``):
 * ``ours``: the official single-stage quantizer: 64-dim codes without normalisation, CVQ dead-code
   restarts (``dead_code_restarts``); a decoder twice as deep as the encoder (ViT-B / ViT-L).
 
-Held-out crops (photographs never trained on) are reconstructed and measured: codebook usage, PSNR,
-SSIM, and two repeated-pattern measures defined below (``patch_period_error_correlation``,
-``excess_cell_similarity``) with token diversity. Outputs: a grid (rows: originals, benchmark
-setting, ours), the metrics as JSON and a markdown table. LPIPS, the ConvNeXt perceptual term and the
+The training crops and held-out crops (photographs never trained on) are reconstructed and measured:
+codebook usage, PSNR, SSIM, two repeated-pattern measures defined below (``patch_period_error_correlation``,
+``excess_cell_similarity``) and token diversity. Outputs: a grid (rows: training crops, benchmark setting,
+ours; then the same for held-out crops), the metrics as JSON and a markdown table. LPIPS, the ConvNeXt perceptual term and the
 GAN are left out: their pretrained weights are not downloadable here, and at this size the GAN
 would start at step 0. What a run this small shows is stated in the README; it is not ImageNet.
 """
@@ -87,7 +89,7 @@ def token_diversity(indices: torch.Tensor) -> dict:
 def model_section(variant: str, quick: bool) -> dict:
     width = 32 if quick else 64
     shared = {
-        "model_type": "titok", "image_size": 32, "num_latent_tokens": 32, "patch_size": 4, "decoder_patch_size": 4,
+        "model_type": "titok", "image_size": 32, "num_latent_tokens": 16, "patch_size": 8, "decoder_patch_size": 8,
         "encoder_hidden_size": width, "encoder_num_layers": 1 if quick else 2, "encoder_num_heads": 4,
         "decoder_hidden_size": width, "decoder_num_heads": 4, "codebook_size": 512, "decoder_type": "pixel",
         "legacy_latent_layout": False, "zero_one_pixels": False, "reconstruction_loss": "mse",
@@ -115,12 +117,20 @@ def train_variant(variant: str, data_dir: Path, output_dir: Path, steps: int, qu
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "eval"), "image_size": 32},
         "loss": {"reconstruction": "mse"},
-        "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": 1e-3, "optimizer": "adamw",
-                     "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine", "warmup_steps": steps // 20,
+        "training": {"batch_size": 8 if quick else 16, "max_steps": steps, "learning_rate": 1e-3, "optimizer": "adamw",
+                     "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine", "warmup_steps": 0,
                      "max_grad_norm": 1.0, "log_every": max(1, steps // 10), "report_to": "none", "overwrite": True},
         "eval": {"batch_size": 64, "num_grid_images": 8},
     })
     return run_training(config)
+
+
+def reconstruction_metrics(originals: torch.Tensor, reconstructions: torch.Tensor) -> dict:
+    """PSNR and SSIM as hf_vq's evaluation computes them ([0, 1] images, per image, then the mean)."""
+    from hf_vq.evaluation.metrics import psnr, ssim
+
+    a, b = originals * 0.5 + 0.5, reconstructions * 0.5 + 0.5
+    return {"psnr": float(psnr(b, a).mean()), "ssim": float(ssim(b, a).mean())}
 
 
 @torch.no_grad()
@@ -147,40 +157,49 @@ def load_eval_images(folder: Path, count: int) -> torch.Tensor:
 
 
 def markdown(rows: dict, steps: int) -> str:
+    """One line per (variant, image set)."""
     columns = ("codebook_usage", "psnr", "ssim", "patch_period_error_correlation", "excess_cell_similarity",
-               "distinct_codes_per_image")
+               "distinct_codes_per_image", "distinct_codes_per_position")
     lines = ["| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4f}" if c in row else "-" for c in columns) + " |")
     lines.append(f"| benchmark page (ImageNet 256, TiTok-B-64, 1M steps) | {PAGE_ROW['codebook_usage']:.4f} | "
-                 f"{PAGE_ROW['psnr']:.4f} | {PAGE_ROW['ssim']:.4f} | - | - | - |")
-    return f"Small run: {steps} steps per variant, 32 px embedded crops, held-out photographs.\n\n" + "\n".join(lines) + "\n"
+                 f"{PAGE_ROW['psnr']:.4f} | {PAGE_ROW['ssim']:.4f} | - | - | - | - |")
+    return f"Small run: {steps} steps per variant on 16 training crops (32 px, embedded photographs).\n\n" + "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="toy size and a few steps (seconds; what CI runs)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default 600; --quick 3)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default 400; --quick 3)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where the grid, metrics and table go (default docs/; --quick: a temporary folder)")
     args = parser.parse_args(argv)
-    steps = args.steps or (3 if args.quick else 600)
+    steps = args.steps or (3 if args.quick else 400)
     output_dir = args.output_dir or (Path(tempfile.mkdtemp(prefix="titok_small_run_")) if args.quick else REPO / "docs")
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = Path(scratch)
-        write_crops(data_dir / "train", "train", 64 if args.quick else 2048)
+        num_train = 8 if args.quick else 16
+        write_crops(data_dir / "train", "train", num_train)
         write_crops(data_dir / "eval", "validation", 16 if args.quick else 256)
-        originals = load_eval_images(data_dir / "eval", 16 if args.quick else 256)
-        rows, grids = {}, [originals[:8]]
+        held_out = load_eval_images(data_dir / "eval", 16 if args.quick else 256)
+        trained_on = load_eval_images(data_dir / "train", num_train)
+        rows, grids = {}, [held_out[:8]]
+        train_grids = [trained_on[:8]]
         for variant in VARIANTS:
             from accelerate.state import AcceleratorState
 
             AcceleratorState._reset_state(reset_partial_state=True)  # one engine run after the other in a process
             result = train_variant(variant, data_dir, Path(scratch) / "runs", steps, args.quick)
-            rows[variant], reconstructions = measure(result.model, originals, result.metrics)
+            rows[f"{variant}, held-out crops"], reconstructions = measure(result.model, held_out, result.metrics)
             grids.append(reconstructions[:8])
+            train_row, train_reconstructions = measure(result.model, trained_on, {})
+            train_row.update(reconstruction_metrics(trained_on, train_reconstructions))
+            rows[f"{variant}, training crops"] = train_row
+            train_grids.append(train_reconstructions[:8])
+        grids = train_grids + grids
     from torchvision.utils import save_image
 
     save_image(torch.cat(grids) * 0.5 + 0.5, output_dir / "titok_small_run.png", nrow=8, padding=1)
@@ -189,7 +208,8 @@ def main(argv=None) -> dict:
     (output_dir / "titok_small_run.json").write_text(json.dumps(report, indent=2) + "\n")
     (output_dir / "titok_small_run.md").write_text(markdown(rows, steps))
     print(markdown(rows, steps))
-    print(f"Wrote {output_dir / 'titok_small_run.png'} (rows: originals, benchmark setting, ours), "
+    print(f"Wrote {output_dir / 'titok_small_run.png'} (rows: training crops, benchmark setting, ours, then the same "
+          "for held-out crops), "
           f"{output_dir / 'titok_small_run.json'}, {output_dir / 'titok_small_run.md'}")
     return report
 

@@ -48,11 +48,11 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
-    assert set(report["metrics"]) == {"benchmark", "ours"}
+    assert set(report["metrics"]) == {f"{v}, {s} crops" for v in ("benchmark", "ours") for s in ("held-out", "training")}
     for row in report["metrics"].values():
         assert all(np.isfinite(value) for value in row.values())
-        assert 0 < row["codebook_usage"] <= 1 and -1 <= row["patch_period_error_correlation"] <= 1
+        assert -1 <= row["patch_period_error_correlation"] <= 1 and 0 < row["distinct_codes_per_position"] <= 1
     assert report["variants"]["benchmark"]["l2_norm"] and not report["variants"]["ours"]["l2_norm"]
-    # 3 rows (originals, benchmark setting, ours) of 8 images of 32 px with 1 px padding.
-    assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 33 + 1, 3 * 33 + 1)
+    # 6 rows (held-out originals, benchmark setting, ours; the same for training crops) of 8 images of 32 px.
+    assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 33 + 1, 6 * 33 + 1)
     assert "benchmark page" in (tmp_path / "titok_small_run.md").read_text()
