@@ -1,5 +1,6 @@
 """Training: one Accelerate engine (checkpoints, resume, NaN stop, EMA, logging) that runs an
-objective: the tokenizer objective (``hf-vq train``) or the next-token objective (``hf-vq train-ar``)."""
+objective: the tokenizer objective (``hf-vq train``; TiTok's proxy-code and decoder fine-tuning stages
+through ``loss.objective``) or the next-token objective (``hf-vq train-ar``)."""
 
 from .checkpointing import CheckpointManager
 from .config import (
@@ -21,6 +22,7 @@ from .dataloaders import build_dataloaders, build_token_batches, collate_tokens
 from .engine import NonFiniteLossError, Objective, StepLoss, TrainingEngine, TrainResult
 from .next_token_objective import NextTokenObjective, build_gpt, train_ar
 from .state import CheckpointFormatError
+from .titok_objectives import DecoderFinetuneObjective, ProxyCodeObjective
 from .tokenizer_objective import TokenizerObjective, build_model
 from .trainer import run_training, train, train_from_config
 
@@ -33,11 +35,13 @@ __all__ = [
     "ConfigError",
     "DEMO_CONFIG",
     "DataConfig",
+    "DecoderFinetuneObjective",
     "EvalArguments",
     "LossConfig",
     "NextTokenObjective",
     "NonFiniteLossError",
     "Objective",
+    "ProxyCodeObjective",
     "StepLoss",
     "TokenizerObjective",
     "TrainConfig",

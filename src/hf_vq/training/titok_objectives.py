@@ -142,9 +142,9 @@ class DecoderFinetuneObjective(TokenizerObjective):
                        if isinstance(getattr(model, name, None), nn.Module)]
         if not self.frozen:
             raise ValueError(f"{type(model).__name__} has no encoder/quantizer modules to freeze.")
+        # TiTok's learned latent tokens belong to its encoder and are frozen with it.
         for module in self.frozen:
             module.requires_grad_(False)
-        # TiTok's learned latent tokens belong to its encoder and are frozen with it.
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"{type(model).__name__} has nothing left to train once its encoder and quantizer are frozen.")
 
