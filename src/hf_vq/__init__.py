@@ -33,6 +33,8 @@ _EXPORTS = {
     "VQGANLCConfig": ".models",
     "VQGANLCModel": ".models",
     "VQImageProcessor": ".processing",
+    "VQKDConfig": ".models",
+    "VQKDModel": ".models",
     "VQVAEConfig": ".models",
     "VQVAEModel": ".models",
     "VQTokenizerPreTrainedModel": ".models",

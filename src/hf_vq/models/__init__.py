@@ -35,6 +35,8 @@ _EXPORTS = {
     "VQGANModel": ".vqgan",
     "VQGANLCConfig": ".vqgan_lc",
     "VQGANLCModel": ".vqgan_lc",
+    "VQKDConfig": ".vqkd",
+    "VQKDModel": ".vqkd",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation

@@ -1,6 +1,6 @@
 """Training: one Accelerate engine (checkpoints, resume, NaN stop, EMA, logging) that runs an
 objective: the tokenizer objective (``hf-vq train``; TiTok's proxy-code and decoder fine-tuning stages
-through ``loss.objective``) or the next-token objective (``hf-vq train-ar``)."""
+through ``loss.objective``), the distillation objective (VQ-KD) or the next-token objective (``hf-vq train-ar``)."""
 
 from .checkpointing import CheckpointManager
 from .config import (
@@ -19,6 +19,7 @@ from .config import (
     load_config,
 )
 from .dataloaders import build_dataloaders, build_token_batches, collate_tokens
+from .distillation_objective import DistillationObjective
 from .engine import NonFiniteLossError, Objective, StepLoss, TrainingEngine, TrainResult
 from .next_token_objective import NextTokenObjective, build_gpt, train_ar
 from .state import CheckpointFormatError
@@ -36,6 +37,7 @@ __all__ = [
     "DEMO_CONFIG",
     "DataConfig",
     "DecoderFinetuneObjective",
+    "DistillationObjective",
     "EvalArguments",
     "LossConfig",
     "NextTokenObjective",

@@ -1,4 +1,5 @@
-"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective.
+"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective, or, for the
+models that distil a teacher (``DISTILLATION_MODEL_TYPES``: VQ-KD), the distillation objective.
 
 ``output_dir`` gets the model and its ``VQImageProcessor`` (``save_pretrained``),
 ``reconstructions.png``, ``metrics.json``, ``train_history.json``, ``train_config.json`` and
@@ -10,6 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from .config import TrainConfig, load_config
+from .distillation_objective import DISTILLATION_MODEL_TYPES, DistillationObjective
 from .engine import TrainingEngine, TrainResult
 from .titok_objectives import DecoderFinetuneObjective, ProxyCodeObjective
 from .tokenizer_objective import TokenizerObjective
@@ -17,6 +19,17 @@ from .tokenizer_objective import TokenizerObjective
 # loss.objective -> the objective `hf-vq train` runs.
 OBJECTIVES = {"reconstruction": TokenizerObjective, "proxy_codes": ProxyCodeObjective,
               "decoder_finetune": DecoderFinetuneObjective}
+
+
+def model_type_of(config: TrainConfig, model: nn.Module | None = None) -> str | None:
+    """The ``model_type`` a run trains: the given model's, ``model.model_type``, or the ``pretrained`` checkpoint's."""
+    if model is not None:
+        return getattr(getattr(model, "config", None), "model_type", None)
+    if config.model.get("model_type"):
+        return config.model["model_type"]
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(config.model["pretrained"]).model_type
 
 
 def run_training(config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
@@ -33,9 +46,12 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
         convnext_loss: the ConvNeXt-S perceptual module of ``loss.convnext_weight`` (default: torchvision's
             ConvNeXt-S with weights from the hub cache).
     """
-    objective = OBJECTIVES[config.loss.objective](
-        config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-        fid_feature_extractor=fid_feature_extractor, convnext_loss=convnext_loss)
+    if model_type_of(config, model) in DISTILLATION_MODEL_TYPES:
+        objective = DistillationObjective(config, model=model)
+    else:
+        objective = OBJECTIVES[config.loss.objective](
+            config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
+            fid_feature_extractor=fid_feature_extractor, convnext_loss=convnext_loss)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()
