@@ -24,6 +24,8 @@ _EXPORTS = {
     "LlamaGenVQModel": ".models",
     "SimVQVAEConfig": ".models",
     "SimVQVAEModel": ".models",
+    "MaskGITVQGANConfig": ".models",
+    "MaskGITVQGANModel": ".models",
     "TiTokConfig": ".models",
     "TiTokModel": ".models",
     "VQGANConfig": ".models",

@@ -27,6 +27,8 @@ _EXPORTS = {
     "LlamaGenVQModel": ".llamagen_vq",
     "SimVQVAEConfig": ".simvq_vae",
     "SimVQVAEModel": ".simvq_vae",
+    "MaskGITVQGANConfig": ".maskgit_vqgan",
+    "MaskGITVQGANModel": ".maskgit_vqgan",
     "TiTokConfig": ".titok",
     "TiTokModel": ".titok",
     "VQGANConfig": ".vqgan",

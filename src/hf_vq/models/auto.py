@@ -29,6 +29,7 @@ TOKENIZER_CLASSES = {
     "vqgan_lc": ("hf_vq.models.vqgan_lc", "VQGANLCConfig", "VQGANLCModel"),
     "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
     "vq_cluster": ("hf_vq.models.vq_cluster", "VQClusterConfig", "VQClusterModel"),
+    "maskgit_vqgan": ("hf_vq.models.maskgit_vqgan", "MaskGITVQGANConfig", "MaskGITVQGANModel"),
     "vqkd": ("hf_vq.models.vqkd", "VQKDConfig", "VQKDModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).

@@ -238,6 +238,15 @@ class LossConfig(_Section):
     discriminator: "patchgan" (``disc_layers``, BatchNorm) or "stylegan".
     disc_loss: "hinge" or "non_saturating".
     lecam_weight: LeCam regularisation of the discriminator (0 = off; TiTok uses 0.001).
+    objective: what the run minimises (``hf-vq train`` picks the objective from it):
+        "reconstruction" (default: the terms above), "proxy_codes" (TiTok stage 1: cross-entropy
+        of the decoder's logits against the codes a frozen ``proxy_tokenizer`` gives each image cell),
+        "decoder_finetune" (TiTok stage 2: encoder and quantizer of ``model.pretrained`` frozen,
+        the decoder trained with the terms above).
+    proxy_tokenizer: the frozen tokenizer (folder or Hub id) of ``objective: proxy_codes``.
+    quantizer_weight: weight of the quantizer's terms (1; TiTok stage 2: 0).
+    convnext_weight: TiTok's ConvNeXt-S perceptual term (mean squared difference of ConvNeXt-S outputs
+        at 224 px; its torchvision weights must be in the torch hub cache); 0 = off.
     """
 
     section = "loss"
@@ -254,12 +263,19 @@ class LossConfig(_Section):
     disc_channels: int = 64
     lecam_weight: float = 0.0
     lecam_decay: float = 0.999
+    objective: typing.Literal["reconstruction", "proxy_codes", "decoder_finetune"] = "reconstruction"
+    proxy_tokenizer: str | None = None
+    quantizer_weight: float = 1.0
+    convnext_weight: float = 0.0
 
     def check(self):
         self._positive("reconstruction_weight", "lpips_weight", "disc_weight", "disc_start", "lecam_weight",
-                       allow_zero=True)
+                       "quantizer_weight", "convnext_weight", allow_zero=True)
         self._positive("disc_layers", "disc_channels")
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
+        _check((self.objective == "proxy_codes") == (self.proxy_tokenizer is not None), "loss.proxy_tokenizer",
+               "set exactly when loss.objective is proxy_codes (the frozen tokenizer whose codes stage 1 predicts)",
+               self.proxy_tokenizer)
 
 
 @dataclass
