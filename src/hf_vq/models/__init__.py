@@ -33,6 +33,10 @@ _EXPORTS = {
     "VQGANModel": ".vqgan",
     "VQGANLCConfig": ".vqgan_lc",
     "VQGANLCModel": ".vqgan_lc",
+    "VQGANFSQConfig": ".vqgan_fsq",
+    "VQGANFSQModel": ".vqgan_fsq",
+    "VQGANCVQConfig": ".vqgan_cvq",
+    "VQGANCVQModel": ".vqgan_cvq",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation
