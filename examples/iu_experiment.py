@@ -164,7 +164,8 @@ def tokenizer_config(name: str, config_path: Path, run_dir: Path, args) -> dict:
     raw = yaml.safe_load(config_path.read_text())
     raw["output_dir"] = str(run_dir / "tokenizer")
     model, training, loss = raw["model"], raw.setdefault("training", {}), raw.setdefault("loss", {})
-    training.update({"resume_from": None, "checkpoint_every": 0, "log_images_every": 0, "overwrite": True})
+    if args.quick:  # a smoke run starts over; a full run keeps the recipe's checkpoints and `resume_from: latest`
+        training.update({"resume_from": None, "checkpoint_every": 0, "log_images_every": 0, "overwrite": True})
     raw["data"] = {**{k: v for k, v in raw.get("data", {}).items() if k not in ("dataset", "train_data_dir")},
                    **data_section(args.data), "train_split": args.train_split, "eval_split": args.eval_split}
     if model.get("model_type") == "vqgan_lc":
@@ -207,6 +208,10 @@ def train_or_load_tokenizer(name, config_path, model_dir, run_dir: Path, args, e
                                     output=run_dir / "tokenizer_eval_metrics.json", max_images=args.eval_images,
                                     fid_feature_extractor=extractor, progress=False)
         return Path(model_dir), result
+    finished = run_dir / "tokenizer"
+    if not args.quick and (finished / "model.safetensors").is_file() and (finished / "metrics.json").is_file():
+        print(f"[{name}] reusing the trained tokenizer in {finished}")  # a relaunched full run skips finished stages
+        return finished, json.loads((finished / "metrics.json").read_text())
     from hf_vq.training import TrainConfig, run_training
 
     config = TrainConfig.from_dict(tokenizer_config(name, config_path, run_dir, args))
@@ -221,9 +226,11 @@ def tokenize(tokenizer_dir: Path, run_dir: Path, args) -> Path:
 
     from hf_vq.data.token_datasets import tokenize_dataset
 
+    if not args.quick and (run_dir / "tokens" / "dataset_info.json").is_file():
+        return run_dir / "tokens"
     tokenizer = AutoModel.from_pretrained(tokenizer_dir)
     tokens = tokenize_dataset(tokenizer, load_images(args.data, args.train_split, args.max_images), augment=args.augment, batch_size=64)
-    tokens.save_to_disk(str(run_dir / "tokens"))
+    tokens.save_to_disk(str(run_dir / "tokens"))  # written last: its dataset_info.json marks the stage done
     return run_dir / "tokens"
 
 
@@ -231,9 +238,11 @@ def train_gpt(tokenizer_dir: Path, tokens_dir: Path, run_dir: Path, args):
     from hf_vq.training import load_ar_config, train_ar
 
     path = args.ar_config or REPO / "configs" / "ar" / ("tiny.yaml" if args.quick else "gpt-b.yaml")
-    overrides = ["--data.tokens", str(tokens_dir), "--data.tokenizer", str(tokenizer_dir),
-                 "--output_dir", str(run_dir / "gpt"), "--training.resume_from", "null", "--training.overwrite", "true",
-                 "--training.checkpoint_every", "0"]
+    overrides = ["--data.tokens", str(tokens_dir), "--data.tokenizer", str(tokenizer_dir), "--output_dir", str(run_dir / "gpt")]
+    if args.quick:
+        overrides += ["--training.resume_from", "null", "--training.overwrite", "true", "--training.checkpoint_every", "0"]
+    elif (run_dir / "gpt" / "checkpoints" / "latest").exists():
+        overrides += ["--training.resume_from", "latest"]  # relaunching a preempted full run continues it
     if args.ar_steps is not None:
         overrides += ["--training.max_steps", str(args.ar_steps), "--training.warmup_steps", "0"]
     return train_ar(load_ar_config(path, overrides))
