@@ -47,6 +47,7 @@ RECIPES = {
     "vqgan_lc": REPO / "configs" / "imagenet256" / "vqgan-lc.yaml",
 }
 DEFAULT_TOKENIZERS = "vqgan,fsq,cvq,vqgan_lc"
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # tokenizing and sampling (training runs under Accelerate)
 # The IU paper's sampler (REFERENCES: AR generation).
 IU_SAMPLING = {"guidance_scale": 1.75, "top_k": 600, "top_p": 0.92, "temperature": 1.0}
 # --quick: every model shrunk to a 2-level backbone at 16 px (8 x 8 = 64 tokens) with a small codebook.
@@ -228,7 +229,7 @@ def tokenize(tokenizer_dir: Path, run_dir: Path, args) -> Path:
 
     if not args.quick and (run_dir / "tokens" / "dataset_info.json").is_file():
         return run_dir / "tokens"
-    tokenizer = AutoModel.from_pretrained(tokenizer_dir)
+    tokenizer = AutoModel.from_pretrained(tokenizer_dir).to(DEVICE)
     tokens = tokenize_dataset(tokenizer, load_images(args.data, args.train_split, args.max_images), augment=args.augment, batch_size=64)
     tokens.save_to_disk(str(run_dir / "tokens"))  # written last: its dataset_info.json marks the stage done
     return run_dir / "tokens"
@@ -272,8 +273,8 @@ def generate_and_score(tokenizer_dir: Path, gpt_dir: Path, run_dir: Path, args, 
     from hf_vq.evaluation import compute_gfid, compute_inception_score
     from hf_vq.generation import generate_samples, make_grid
 
-    gpt = AutoModel.from_pretrained(gpt_dir).eval()
-    tokenizer = AutoModel.from_pretrained(tokenizer_dir).eval()
+    gpt = AutoModel.from_pretrained(gpt_dir).to(DEVICE).eval()
+    tokenizer = AutoModel.from_pretrained(tokenizer_dir).to(DEVICE).eval()
     num_samples = args.num_samples or (4 * gpt.config.num_classes if args.quick else 50_000)
     sampling = dict(IU_SAMPLING, top_k=min(IU_SAMPLING["top_k"], tokenizer.config.codebook_size))
     samples = generate_samples(gpt, tokenizer, num_samples, output_dir=run_dir / "samples", batch_size=64, seed=0,
@@ -347,7 +348,7 @@ def load_networks(args, fid_feature_extractor=None, inception_classifier=None) -
     from hf_vq.evaluation.fid import default_fid_weights_path
 
     try:
-        network = load_fid_inception(args.fid_weights).to("cuda" if torch.cuda.is_available() else "cpu")
+        network = load_fid_inception(args.fid_weights).to(DEVICE)
     except MissingWeightsError:
         return None, None, f"n/a (weights missing: {args.fid_weights or default_fid_weights_path()})"
     return network, network, "n/a"
