@@ -186,7 +186,8 @@ def tokenizer_config(name: str, config_path: Path, run_dir: Path, args) -> dict:
         training.update({"batch_size": 16, "max_steps": 300, "learning_rate": 1e-3, "disc_learning_rate": 1e-3,
                          "lr_scheduler": "constant", "warmup_steps": 0, "log_every": 50, "mixed_precision": "no"})
         # LPIPS needs downloaded VGG weights: off; the GAN stays, switched on halfway, with a small discriminator.
-        loss.update({"lpips_weight": 0.0, "disc_channels": 16, "disc_start": 150})
+        # (2 PatchGAN layers: 3 need images of at least 24 px.)
+        loss.update({"lpips_weight": 0.0, "disc_channels": 16, "disc_layers": 2, "disc_start": 150})
         raw["eval"] = {"batch_size": 64, "num_grid_images": 8}
     if args.tokenizer_steps is not None:
         training["max_steps"] = args.tokenizer_steps
