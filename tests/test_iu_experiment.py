@@ -109,3 +109,25 @@ def test_missing_inception_weights_read_na_with_the_path(tmp_path, monkeypatch):
         example.parse_args([])  # the full run needs --data
     with pytest.raises(ValueError, match="not a recipe"):
         example.resolve_tokenizer(str(tmp_path / "nothing"))
+
+
+def test_every_quick_recipe_builds_and_its_gan_runs_at_the_quick_size(tmp_path):
+    """The --quick shrink of each default recipe gives a valid config whose model and discriminator run at 16 px."""
+    from safetensors.torch import save_file
+
+    from hf_vq.modules import build_discriminator
+    from hf_vq.training import TrainConfig, build_model
+
+    example = load_example()
+    save_file({"codebook": torch.randn(33, 12)}, str(tmp_path / "codebook.safetensors"))
+    args = example.parse_args(["--quick", "--codebook", str(tmp_path / "codebook.safetensors")])
+    for name in example.DEFAULT_TOKENIZERS.split(","):
+        _, path, _ = example.resolve_tokenizer(name)
+        config = TrainConfig.from_dict(example.tokenizer_config(name, path, tmp_path / name, args))
+        model = build_model(config.model)
+        pixels = torch.rand(2, 3, 16, 16) * 2 - 1
+        assert model(pixels).reconstruction.shape == pixels.shape
+        loss = config.loss
+        discriminator = build_discriminator(loss.discriminator, 3, config.data.image_size, loss.disc_layers, loss.disc_channels)
+        assert torch.isfinite(discriminator(pixels)).all(), name
+        assert 0 < loss.disc_start < config.training.max_steps  # the GAN is on for the second half
