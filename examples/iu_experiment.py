@@ -200,8 +200,24 @@ def tokenizer_config(name: str, config_path: Path, run_dir: Path, args) -> dict:
     return raw
 
 
+def check_decodes_pixels(name: str, model_type: str) -> None:
+    """The GPT's samples are decoded to images: a stage-1 tokenizer that decodes teacher features (VQ-KD) cannot serve."""
+    import importlib
+
+    from hf_vq.models.auto import TOKENIZER_CLASSES
+
+    module, _, model_class = TOKENIZER_CLASSES[model_type]
+    if not getattr(getattr(importlib.import_module(module), model_class), "decodes_pixels", True):
+        raise ValueError(f"Tokenizer {name!r} ({model_type}) decodes teacher features, not images: train its pixel "
+                         "decoder (stage 2) first and pass that model folder instead.")
+
+
 def train_or_load_tokenizer(name, config_path, model_dir, run_dir: Path, args, extractor) -> tuple:
     """(tokenizer folder, its metrics: codebook_usage, psnr, rfid when the Inception is there, ...)."""
+    if model_dir is not None:
+        check_decodes_pixels(name, json.loads((Path(model_dir) / "config.json").read_text())["model_type"])
+    else:
+        check_decodes_pixels(name, yaml.safe_load(Path(config_path).read_text())["model"]["model_type"])
     if model_dir is not None:
         from hf_vq.evaluation.model_evaluation import evaluate_model_dir
 

@@ -14,8 +14,11 @@ CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.relative_to(
 IMAGENET64 = sorted((REPO / "configs" / "imagenet64").glob("*.yaml"))
 
 
-# Small values for the size fields a model config has (SimpleCNN: hidden_dim; VQGAN family: the rest).
-SHRINK = {"hidden_dim": 16, "base_channels": 32, "z_channels": 32, "channel_multipliers": [1, 2], "image_size": 16}
+# Small values for the size fields a model config has (SimpleCNN: hidden_dim; VQGAN family: base_channels to
+# channel_multipliers; the ViT tokenizers: the encoder_* / decoder_* sizes).
+SHRINK = {"hidden_dim": 16, "base_channels": 32, "z_channels": 32, "channel_multipliers": [1, 2], "image_size": 16,
+          "encoder_hidden_size": 32, "encoder_num_layers": 1, "encoder_num_heads": 2, "decoder_hidden_size": 32,
+          "decoder_num_layers": 1, "decoder_num_heads": 2}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
@@ -30,7 +33,11 @@ def test_config_loads_and_its_shrunk_model_trains_one_step(path, tmp_path):
     model = build_model(shrunk)
     assert model.config.model_type == config.model["model_type"]
     pixels = torch.rand(2, 3, 16, 16) * 2 - 1
-    output = model(pixels)
+    inputs = {}
+    if config.model["model_type"] == "vqkd":  # distils a teacher: its features are the target (teacher not loaded here)
+        tokens = (16 // model.config.patch_size) ** 2
+        inputs["teacher_features"] = torch.randn(2, tokens, model.config.teacher_feature_dim)
+    output = model(pixels, **inputs)
     assert torch.isfinite(output.loss)
     output.loss.backward()
 

@@ -109,6 +109,8 @@ def test_missing_inception_weights_read_na_with_the_path(tmp_path, monkeypatch):
         example.parse_args([])  # the full run needs --data
     with pytest.raises(ValueError, match="not a recipe"):
         example.resolve_tokenizer(str(tmp_path / "nothing"))
+    with pytest.raises(ValueError, match="decodes teacher features, not images"):
+        example.train_or_load_tokenizer("vqkd-clip", REPO / "configs" / "iu" / "vqkd-clip.yaml", None, tmp_path, args, None)
 
 
 def test_every_quick_recipe_builds_and_its_gan_runs_at_the_quick_size(tmp_path):

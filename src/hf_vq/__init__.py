@@ -35,6 +35,8 @@ _EXPORTS = {
     "VQGANCVQConfig": ".models",
     "VQGANCVQModel": ".models",
     "VQImageProcessor": ".processing",
+    "VQKDConfig": ".models",
+    "VQKDModel": ".models",
     "VQVAEConfig": ".models",
     "VQVAEModel": ".models",
     "VQTokenizerPreTrainedModel": ".models",

@@ -11,6 +11,10 @@ LLAMAGEN_PRESET_NAMES = ("vq-16", "vq-8")
 LLAMAGEN_WEIGHTS = ("model", "ema")
 VQGAN_LC_PRESET_NAMES = ("f16", "f8")
 TITOK_VARIANT_NAMES = ("s128", "b64", "l32", "bl64-vq8k", "bl128-vq8k", "sl256-vq8k")
+VQKD_VARIANT_NAMES = (
+    "vqkd_encoder_base_decoder_1x768x12_clip", "vqkd_encoder_base_decoder_3x768x12_clip", "vqkd_encoder_base_decoder_1x768x12_dino",
+)
+VQKD_TEACHER_FEATURES = ("projected", "post_layernorm", "last_hidden_state")
 
 
 def register(subparsers) -> None:
@@ -149,6 +153,35 @@ def run_titok(args) -> int:
     return 0
 
 
+def add_vqkd_parser(sources) -> None:
+    parser = sources.add_parser(
+        "vqkd", help="BEiT v2 VQ-KD tokenizer (vqkd_encoder_base_decoder_{1,3}x768x12_{clip,dino}-*.pth)"
+    )
+    parser.add_argument("checkpoint", help="official checkpoint (.pth, weights under `model`)")
+    parser.add_argument("out_dir", help="output folder (model + image processor)")
+    parser.add_argument(
+        "--variant", choices=VQKD_VARIANT_NAMES, default=None,
+        help="the official model name (default: inferred from the weight shapes)",
+    )
+    parser.add_argument("--num-heads", type=int, default=None,
+                        help="attention heads when inferring (not in the weights; default width / 64 = 12 for ViT-B)")
+    parser.add_argument("--teacher", default=None,
+                        help="teacher to record in the config (default: openai/clip-vit-base-patch16 for 512-d targets, "
+                             "facebook/dino-vitb16 for 768-d)")
+    parser.add_argument("--teacher-features", choices=VQKD_TEACHER_FEATURES, default=None,
+                        help="which teacher features the decoder predicts (default: projected for CLIP, last_hidden_state for DINO)")
+    parser.set_defaults(func=run_vqkd)
+
+
+def run_vqkd(args) -> int:
+    from ..convert.vqkd import convert_vqkd_checkpoint
+
+    model = convert_vqkd_checkpoint(args.checkpoint, args.out_dir, variant=args.variant, num_heads=args.num_heads,
+                                    teacher=args.teacher, teacher_features=args.teacher_features)
+    print(f"Saved VQKDModel ({model.num_parameters():,} parameters) and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 CONVERTERS = {
     "taming": add_taming_parser,
     "llamagen": add_llamagen_parser,
@@ -156,4 +189,5 @@ CONVERTERS = {
     "visual-tokenizer": add_visual_tokenizer_parser,
     "vqgan-lc": add_vqgan_lc_parser,
     "titok": add_titok_parser,
+    "vqkd": add_vqkd_parser,
 }

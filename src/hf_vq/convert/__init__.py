@@ -1,7 +1,7 @@
 """Exact conversion of official checkpoints into hf_vq models (explicit key maps, strict checks).
 
 One module per source code base: taming (VQGAN), llamagen (VQ tokenizer), llamagen_gpt (GPT), titok (1D tokenizer),
-visual_tokenizer (the ImageNet 64x64 benchmark's SimpleCNN tokenizers).
+visual_tokenizer (the ImageNet 64x64 benchmark's SimpleCNN tokenizers), vqgan_lc, vqkd (BEiT v2's tokenizers).
 """
 
 from .llamagen import (
@@ -20,11 +20,13 @@ from .visual_tokenizer import (
     convert_visual_tokenizer_state_dict,
     load_row_config,
 )
+from .vqkd import VQKD_VARIANTS, convert_vqkd_checkpoint, infer_vqkd_config
 
 __all__ = [
     "LLAMAGEN_PRESETS",
     "TAMING_PRESETS",
     "TITOK_PRESETS",
+    "VQKD_VARIANTS",
     "convert_llamagen_checkpoint",
     "convert_llamagen_gpt_checkpoint",
     "convert_llamagen_gpt_state_dict",
@@ -32,8 +34,10 @@ __all__ = [
     "convert_titok_checkpoint",
     "convert_visual_tokenizer_checkpoint",
     "convert_visual_tokenizer_state_dict",
+    "convert_vqkd_checkpoint",
     "infer_llamagen_config",
     "infer_taming_config",
     "infer_titok_config",
+    "infer_vqkd_config",
     "load_row_config",
 ]

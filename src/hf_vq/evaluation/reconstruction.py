@@ -75,6 +75,12 @@ def evaluate_reconstruction(
         raise ValueError("The lpips metric needs lpips_network (hf_vq.evaluation.load_lpips_network()).")
     if "rfid" in metrics and fid_feature_extractor is None:
         raise ValueError("The rfid metric needs fid_feature_extractor (hf_vq.evaluation.load_fid_inception()).")
+    image_metrics = [name for name in metrics if name != "usage"]
+    if image_metrics and not getattr(model, "decodes_pixels", True):
+        raise ValueError(
+            f"{type(model).__name__} decodes teacher features, not images (a stage-1 tokenizer): the image metrics "
+            f"{image_metrics} do not apply. Evaluate its codes with metrics=['usage'], or train a pixel decoder behind it."
+        )
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -99,7 +105,7 @@ def evaluate_reconstruction(
         if pixel_values.shape[0] == 0:
             continue
         encoded = model.encode(pixel_values)
-        reconstruction = model.decode(encoded.quantized).sample
+        reconstruction = model.decode(encoded.quantized).sample if image_metrics else None
         usage.update(encoded.indices)
         num_images += pixel_values.shape[0]
         for name in per_image_names:

@@ -37,6 +37,8 @@ _EXPORTS = {
     "VQGANFSQModel": ".vqgan_fsq",
     "VQGANCVQConfig": ".vqgan_cvq",
     "VQGANCVQModel": ".vqgan_cvq",
+    "VQKDConfig": ".vqkd",
+    "VQKDModel": ".vqkd",
     "VQVAEConfig": ".vqvae",
     "VQVAEModel": ".vqvae",
     # autoregressive generation

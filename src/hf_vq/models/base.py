@@ -144,6 +144,8 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     input_modalities = ("image",)
     #: indices are (B, h, w) for grid tokenizers; 1D tokenizers set 2.
     indices_ndim = 3
+    #: False for a stage-1 tokenizer whose decoder predicts features, not images (VQ-KD): image metrics refuse it.
+    decodes_pixels = True
 
     # A tokenizer defines: ``quantizer`` (a module of hf_vq.quantizers), ``downsample_factor``,
     # ``encode_latents(pixels) -> (B, D, h, w)`` and ``decode_latents(quantized) -> pixels``.

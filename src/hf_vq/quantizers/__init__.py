@@ -8,7 +8,7 @@ only through ``VectorQuantizer.set_codes``.
 """
 
 from .base import Quantizer
-from .behaviours import ANCHORS, CodebookBehaviour, DeadCodeReinit, EMAUpdate, EntropyRegularization, KMeansInit, kmeans
+from .behaviours import ANCHORS, CodebookBehaviour, DeadCodeReinit, EMAUpdate, EntropyRegularization, KMeansInit, NormalizedEMAUpdate, kmeans
 from .entropy import codebook_entropy_loss
 from .fsq import FSQ
 from .ibq import IBQ, max_inner_product
@@ -33,6 +33,7 @@ __all__ = [
     "KMeansInit",
     "L2_NORM_MODES",
     "LFQ",
+    "NormalizedEMAUpdate",
     "ProjectedCodebookQuantizer",
     "Quantizer",
     "QuantizerOutput",

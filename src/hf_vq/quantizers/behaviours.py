@@ -115,6 +115,40 @@ class EMAUpdate(CodebookBehaviour):
         self.ema_sum.copy_(ema_sum)
 
 
+class NormalizedEMAUpdate(CodebookBehaviour):
+    """EMA of unit-norm codes towards the normalised batch means (BEiT v2's ``NormEMAVectorQuantizer``).
+
+    For each code k hit in the batch: ``m_k = normalize(sum_k / n_k)`` (the mean direction of
+    the vectors assigned to it, summed over processes), then
+    ``code_k <- normalize(d * code_k + (1 - d) * m_k)``; a code not hit keeps its value. Unlike
+    :class:`EMAUpdate` there is no running count or sum: the codes themselves are the moving
+    average, renormalised after every step so they stay on the unit sphere, where the cosine
+    search compares them. Needs a quantizer that l2-normalises (``l2_norm``), since both the
+    vectors averaged and the codes are meant to be unit vectors.
+    """
+
+    owns_codebook = True
+
+    def __init__(self, decay: float = 0.99):
+        super().__init__()
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1); got {decay}.")
+        self.decay = decay
+
+    def attach(self, vq) -> None:
+        if not vq.l2_norm:
+            raise ValueError("NormalizedEMAUpdate keeps unit-norm codes: use it with l2_norm=True (or 'full').")
+
+    @torch.no_grad()
+    def after_search(self, vq, vectors, indices) -> None:
+        counts = all_reduce_sum(_code_counts(indices, vq.codebook_size))
+        sums = all_reduce_sum(_code_sums(vectors, indices, vq.codebook_size))
+        means = F.normalize(sums / counts.clamp_min(1)[:, None], dim=-1)
+        codebook = vq.codebook.detach().float()
+        moved = F.normalize(torch.add(codebook * self.decay, means, alpha=1 - self.decay), dim=-1)
+        vq.set_codes(torch.where(counts[:, None] > 0, moved, codebook), source=self)
+
+
 class KMeansInit(CodebookBehaviour):
     """Initialise the codebook by k-means on the first training batch (lazy init).
 
@@ -282,4 +316,4 @@ class DeadCodeReinit(CodebookBehaviour):
         vq.set_codes(vq.codebook * (1 - alpha) + anchors * alpha, source=self)
 
 
-__all__ = ["CodebookBehaviour", "EMAUpdate", "KMeansInit", "EntropyRegularization", "DeadCodeReinit", "kmeans", "ANCHORS"]
+__all__ = ["CodebookBehaviour", "EMAUpdate", "NormalizedEMAUpdate", "KMeansInit", "EntropyRegularization", "DeadCodeReinit", "kmeans", "ANCHORS"]

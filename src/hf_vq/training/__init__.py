@@ -1,5 +1,5 @@
 """Training: one Accelerate engine (checkpoints, resume, NaN stop, EMA, logging) that runs an
-objective: the tokenizer objective (``hf-vq train``) or the next-token objective (``hf-vq train-ar``)."""
+objective: the tokenizer or distillation objective (``hf-vq train``) or the next-token objective (``hf-vq train-ar``)."""
 
 from .checkpointing import CheckpointManager
 from .config import (
@@ -18,6 +18,7 @@ from .config import (
     load_config,
 )
 from .dataloaders import build_dataloaders, build_token_batches, collate_tokens
+from .distillation_objective import DistillationObjective
 from .engine import NonFiniteLossError, Objective, StepLoss, TrainingEngine, TrainResult
 from .next_token_objective import NextTokenObjective, build_gpt, train_ar
 from .state import CheckpointFormatError
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DEMO_CONFIG",
     "DataConfig",
+    "DistillationObjective",
     "EvalArguments",
     "LossConfig",
     "NextTokenObjective",

@@ -1,6 +1,7 @@
 """The hf_vq model card of a tokenizer, rendered from plain records (no model, no files).
 
-``render_tokenizer_card`` fills the packaged template ``hf_vq/model_cards/tokenizer.md``
+``render_tokenizer_card`` fills the packaged template ``hf_vq/model_cards/<model_type>.md`` when
+the model has its own (``vqkd.md``: its decoder predicts teacher features), else ``tokenizer.md``,
 from the model's config dict, its class name and size, the training record
 (``train_config.json``) and the evaluation metrics. It lives below the models so that
 ``model.push_to_hub`` can write the card without importing the evaluation or hub layers.
@@ -40,6 +41,11 @@ def _describe_training(train_config: dict, metrics: dict):
     return training_data, steps, summary
 
 
+def _template_name(model_type) -> str:
+    """The model type's own card template if there is one, else the generic tokenizer card."""
+    return model_type if model_type and (MODEL_CARDS_DIR / f"{model_type}.md").is_file() else "tokenizer"
+
+
 def render_tokenizer_card(
     config: dict,
     repo_id: str,
@@ -65,7 +71,7 @@ def render_tokenizer_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(model_card_template_path("tokenizer")),
+        template_path=str(model_card_template_path(_template_name(config.get("model_type")))),
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         model_type=config.get("model_type"),
