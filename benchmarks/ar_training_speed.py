@@ -51,12 +51,20 @@ class TimedEngine(TrainingEngine):
         return super().run()
 
 
+def step_gaps(ends: list, warmup: int) -> list:
+    return [b - a for a, b in zip(ends[warmup:], ends[warmup + 1:])]
+
+
 def per_step(ends: list, warmup: int) -> float:
-    gaps = [b - a for a, b in zip(ends[warmup:], ends[warmup + 1:])]
-    return statistics.median(gaps)
+    return statistics.median(step_gaps(ends, warmup))
 
 
 def engine_seconds(model_config, tokens, args, workdir: Path) -> float:
+    return statistics.median(engine_step_times(model_config, tokens, args, workdir))
+
+
+def engine_step_times(model_config, tokens, args, workdir: Path) -> list:
+    """Seconds of each engine step after the warm-up (end of a step to the end of the next)."""
     config = ARTrainConfig.from_dict({
         "output_dir": str(workdir / "engine"), "seed": 0, "model": {},
         "training": {"batch_size": args.batch_size, "max_steps": args.warmup + args.steps + 1,
@@ -68,7 +76,7 @@ def engine_seconds(model_config, tokens, args, workdir: Path) -> float:
     engine = TimedEngine(NextTokenObjective(config, model=model, tokens=tokens), config.training,
                          output_dir=config.output_dir, seed=0, config=config.to_dict())
     engine.run()
-    return per_step(engine.step_ends, args.warmup)
+    return step_gaps(engine.step_ends, args.warmup)
 
 
 def plain_seconds(model_config, tokens, args) -> float:

@@ -21,7 +21,7 @@ LAYERS = [
     {"modules", "processing"},
     {"models"},
     {"data", "losses", "evaluation"},
-    {"training", "generation", "pipelines", "convert", "hub"},
+    {"training", "generation", "pipelines", "convert", "hub", "demo"},
     {"cli"},
 ]
 # Same-or-lower-layer imports that are still forbidden.

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "hf_vq.cli.train_ar",
     "hf_vq.cli.generate",
     "hf_vq.cli.build_codebook",
+    "hf_vq.cli.demo",
 ]
 USER_ERROR_STATUS = 2
 DEBUG_HELP = "show the full traceback of an error instead of one line"

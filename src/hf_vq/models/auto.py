@@ -30,6 +30,7 @@ TOKENIZER_CLASSES = {
     "vqgan_fsq": ("hf_vq.models.vqgan_fsq", "VQGANFSQConfig", "VQGANFSQModel"),
     "vqgan_cvq": ("hf_vq.models.vqgan_cvq", "VQGANCVQConfig", "VQGANCVQModel"),
     "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
+    "vq_cluster": ("hf_vq.models.vq_cluster", "VQClusterConfig", "VQClusterModel"),
     "vqkd": ("hf_vq.models.vqkd", "VQKDConfig", "VQKDModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).

@@ -8,23 +8,11 @@ from torch.utils.checkpoint import checkpoint
 
 from .base import Quantizer
 from .entropy import codebook_entropy_loss
-from .nearest import DEFAULT_CHUNK_ELEMENTS
+from .nearest import DEFAULT_CHUNK_ELEMENTS, max_inner_product
 
 
 def _chunk_rows(codebook_size: int, max_elements: int) -> int:
     return max(1, max_elements // max(codebook_size, 1))
-
-
-@torch.no_grad()
-def max_inner_product(vectors: torch.Tensor, codebook: torch.Tensor, max_elements: int = DEFAULT_CHUNK_ELEMENTS):
-    """Index of the codebook row with the largest ``v . c`` for each row of ``vectors`` (first on ties).
-
-    Chunked: the largest temporary is ``max_elements`` scores, never the (N, K) matrix.
-    """
-    rows = _chunk_rows(codebook.shape[0], max_elements)
-    codebook_t = codebook.t()
-    return torch.cat([torch.max(vectors[start : start + rows] @ codebook_t, dim=1).indices
-                      for start in range(0, vectors.shape[0], rows)])
 
 
 def _soft_codes(chunk: torch.Tensor, codebook: torch.Tensor, frozen_codebook: torch.Tensor) -> torch.Tensor:

@@ -369,9 +369,37 @@ def _config_field_types(config_class) -> dict:
 FROZEN_CODEBOOK_MODELS = ("vqgan_lc",)
 
 
+def _validate_stage2_section(model: dict, section: str) -> dict:
+    """A ``model:`` section with ``stage1_from`` (a semantic tokenizer's pixel decoder, stage 2): the model is
+    the stage-1 one, so only ``model_type`` (a check), ``pixel_decoder`` and ``teacher`` may come with it."""
+    from ..models.configuration_pixel_decoder import PIXEL_DECODER_FIELDS
+
+    allowed = ("stage1_from", "model_type", "pixel_decoder", "teacher")
+    unknown = sorted(set(model) - set(allowed))
+    if unknown:
+        raise ConfigError(f"Unknown keys {unknown} in `{section}:` with stage1_from (the model comes from the stage-1 "
+                          f"folder); allowed: {list(allowed)}.")
+    checked = {"stage1_from": coerce_value(model["stage1_from"], str, f"{section}.stage1_from")}
+    for key in ("model_type", "teacher"):
+        if key in model:
+            checked[key] = coerce_value(model[key], str, f"{section}.{key}")
+    if "model_type" in checked:
+        _model_config_class(checked["model_type"])  # a registered tokenizer
+    decoder = model.get("pixel_decoder")
+    if decoder is not None:
+        decoder = coerce_value(decoder, dict, f"{section}.pixel_decoder")
+        unknown = sorted(set(decoder) - set(PIXEL_DECODER_FIELDS))
+        if unknown:
+            raise ConfigError(f"Unknown keys {unknown} in `{section}.pixel_decoder:`; allowed: {list(PIXEL_DECODER_FIELDS)}.")
+    checked["pixel_decoder"] = decoder
+    return checked
+
+
 def validate_model_section(model: dict, section: str = "model") -> dict:
     """Coerce and check the tokenizer ``model:`` section by building its config (cheap, no weights)."""
     model = dict(model)
+    if "stage1_from" in model:
+        return _validate_stage2_section(model, section)
     model_type, pretrained = model.pop("model_type", None), model.pop("pretrained", None)
     codebook = model.pop("codebook", None)
     if model_type is None and pretrained is None:

@@ -1,5 +1,6 @@
-"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective, or, for the
-models that distil a teacher (``DISTILLATION_MODEL_TYPES``: VQ-KD), the distillation objective.
+"""Tokenizer training: ``hf-vq train`` = the engine running the tokenizer objective, or, for semantic
+tokenizers, their stage-1 objective (``STAGE1_OBJECTIVES``: distillation for VQ-KD, online clustering for Cluster)
+or the stage-2 pixel-decoder objective (``model.stage1_from``): :func:`tokenizer_objective_class` decides.
 
 ``output_dir`` gets the model and its ``VQImageProcessor`` (``save_pretrained``),
 ``reconstructions.png``, ``metrics.json``, ``train_history.json``, ``train_config.json`` and
@@ -13,7 +14,36 @@ from torch import nn
 from .config import TrainConfig, load_config
 from .distillation_objective import DISTILLATION_MODEL_TYPES, DistillationObjective
 from .engine import TrainingEngine, TrainResult
+from .online_clustering_objective import OnlineClusteringObjective
+from .pixel_decoder_objective import PixelDecoderObjective
 from .tokenizer_objective import TokenizerObjective
+
+# Semantic tokenizers whose stage 1 is not a pixel reconstruction: model_type -> its objective.
+STAGE1_OBJECTIVES = {"vq_cluster": OnlineClusteringObjective,
+                     **{model_type: DistillationObjective for model_type in DISTILLATION_MODEL_TYPES}}
+
+
+def tokenizer_objective_class(config: TrainConfig, model: nn.Module | None = None) -> type:
+    """Which objective ``hf-vq train`` runs: stage 2 of a semantic tokenizer (``model.stage1_from``), its
+    stage 1 (``STAGE1_OBJECTIVES``; a model without pixel decoder), or the tokenizer objective."""
+    section = config.model
+    if "stage1_from" in section:
+        return PixelDecoderObjective
+    if model is not None:
+        model_type, has_decoder = model.config.model_type, getattr(model, "pixel_decoder", None) is not None
+    elif "pretrained" in section:
+        from transformers import AutoConfig
+
+        saved = AutoConfig.from_pretrained(section["pretrained"])
+        model_type, has_decoder = saved.model_type, getattr(saved, "pixel_decoder", None) is not None
+    else:
+        model_type, has_decoder = section.get("model_type"), section.get("pixel_decoder") is not None
+        if model_type in STAGE1_OBJECTIVES and has_decoder:
+            raise ValueError(f"A new {model_type} model learns its codes first (stage 1) and its pixel decoder in "
+                             "stage 2: drop model.pixel_decoder, or set model.stage1_from to a trained stage-1 folder.")
+    if model_type in STAGE1_OBJECTIVES and not has_decoder:
+        return STAGE1_OBJECTIVES[model_type]
+    return TokenizerObjective
 
 
 def model_type_of(config: TrainConfig, model: nn.Module | None = None) -> str | None:
@@ -38,11 +68,12 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
         lpips_network / fid_feature_extractor: networks for the final LPIPS / rFID (default: read
             from torch's hub cache; a metric whose weights are missing is skipped with a message).
     """
-    if model_type_of(config, model) in DISTILLATION_MODEL_TYPES:
+    objective_class = tokenizer_objective_class(config, model)
+    if objective_class is DistillationObjective:
         objective = DistillationObjective(config, model=model)
     else:
-        objective = TokenizerObjective(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-                                       fid_feature_extractor=fid_feature_extractor)
+        objective = objective_class(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
+                                    fid_feature_extractor=fid_feature_extractor)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()

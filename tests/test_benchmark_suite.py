@@ -1,0 +1,62 @@
+"""The benchmark suite: the README's performance block is what RESULTS.md generates, and
+``run_all.py --quick`` (the CI smoke run, official checkouts absent) writes a RESULTS-format
+report into a temporary directory without touching the committed one."""
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_block_is_generated_from_results():
+    readme_table = load("readme_table")
+    block = readme_table.readme_block((BENCHMARKS / "RESULTS.md").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert readme_table.replace_block(readme, block) == readme, "run python benchmarks/readme_table.py --write"
+    assert "mode: full" in block  # the committed results are a full run, not the smoke run
+
+
+def test_readme_block_follows_the_results_and_refuses_a_missing_block():
+    readme_table = load("readme_table")
+    results = (BENCHMARKS / "RESULTS.md").read_text()
+    changed = results.replace("<!-- summary:start -->\n", "<!-- summary:start -->\n| a new row | 1 s |\n")
+    assert "| a new row | 1 s |" in readme_table.readme_block(changed)
+    with pytest.raises(ValueError, match="summary:start"):
+        readme_table.readme_block(results.replace("<!-- summary:start -->", ""))
+    with pytest.raises(ValueError, match="performance:start"):
+        readme_table.replace_block("no block here", "x")
+
+
+def test_quick_run_writes_a_results_report(tmp_path):
+    committed = hashlib.sha256((BENCHMARKS / "RESULTS.md").read_bytes()).hexdigest()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("## Machine", "## Nearest-code search", "## Other quantizers", "## Tokenizers",
+                    "## GPT training step", "## AR generation", "## Import time", "## Not measured here", "## Summary"):
+        assert heading in text
+    assert "mode: quick" in text and "GPU figures were not measured" in text
+    assert text.count("official code not given") >= 3 + 1 + 1  # each tokenizer op, train_c2i, generate
+    # every hf_vq search row timed and its indices checked against float64 (0 not nearest)
+    search_rows = [line for line in text.splitlines() if line.startswith("| 2,048 x") or line.startswith("| 1,024 x")]
+    assert len(search_rows) == 4 and all(" s (" in row.split("|")[3] for row in search_rows)
+    assert [row.split("|")[-2].strip() for row in search_rows if "| forward |" in row] == ["0", "0"]
+    assert (tmp_path / "results.png").stat().st_size > 1000
+    load("readme_table").readme_block(text)  # the README block can be generated from it
+    assert hashlib.sha256((BENCHMARKS / "RESULTS.md").read_bytes()).hexdigest() == committed
