@@ -381,6 +381,10 @@ def _config_field_types(config_class) -> dict:
     return hints
 
 
+# Tokenizers whose frozen codebook comes from a file (`model.codebook`: an `hf-vq build-codebook` output).
+FROZEN_CODEBOOK_MODELS = ("vqgan_lc",)
+
+
 def _validate_stage2_section(model: dict, section: str) -> dict:
     """A ``model:`` section with ``stage1_from`` (a semantic tokenizer's pixel decoder, stage 2): the model is
     the stage-1 one, so only ``model_type`` (a check), ``pixel_decoder`` and ``teacher`` may come with it."""
@@ -413,9 +417,22 @@ def validate_model_section(model: dict, section: str = "model") -> dict:
     if "stage1_from" in model:
         return _validate_stage2_section(model, section)
     model_type, pretrained = model.pop("model_type", None), model.pop("pretrained", None)
+    codebook = model.pop("codebook", None)
     if model_type is None and pretrained is None:
         raise ConfigError(
             "The config needs a `model:` section with a `model_type` (e.g. vqvae) or `pretrained` (a saved model)."
+        )
+    if codebook is not None:
+        if pretrained is not None or model_type not in FROZEN_CODEBOOK_MODELS:
+            raise ConfigError(
+                f"{section}.codebook (a frozen codebook file) goes with a fresh model of type "
+                f"{' or '.join(FROZEN_CODEBOOK_MODELS)}; got model_type {model_type!r}"
+                + (f" and pretrained {pretrained!r} (saved weights carry their own codebook)." if pretrained else ".")
+            )
+    elif model_type in FROZEN_CODEBOOK_MODELS and pretrained is None:
+        raise ConfigError(
+            f"A fresh {model_type} model needs its frozen codebook: set {section}.codebook to an "
+            "`hf-vq build-codebook --output FILE` file (or start from saved weights with pretrained)."
         )
     if model_type is not None:
         config_class = _model_config_class(coerce_value(model_type, str, f"{section}.model_type"))
@@ -429,6 +446,8 @@ def validate_model_section(model: dict, section: str = "model") -> dict:
         model["pretrained"] = coerce_value(pretrained, str, f"{section}.pretrained")
     if model_type is not None:
         model["model_type"] = model_type
+    if codebook is not None:
+        model["codebook"] = coerce_value(codebook, str, f"{section}.codebook")
     return model
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from ..data.teacher_codebook import load_codebook
 from ..evaluation import (
     MissingWeightsError,
     evaluate_reconstruction,
@@ -38,12 +39,14 @@ from .engine import Objective, StepLoss
 
 
 def build_model(model_section: dict):
-    """The tokenizer of the ``model:`` section: ``model_type`` + its config fields builds a fresh one;
+    """The tokenizer of the ``model:`` section: ``model_type`` + its config fields builds a fresh one
+    (``codebook: FILE``: a frozen codebook from ``hf-vq build-codebook``, for VQGAN-LC);
     ``pretrained: PATH_OR_HUB_ID`` loads saved weights instead (e.g. a converted VQGAN to fine-tune),
     with the other fields overriding its config."""
     kwargs = dict(model_section)
     model_type = kwargs.pop("model_type", None)
     pretrained = kwargs.pop("pretrained", None)
+    codebook = kwargs.pop("codebook", None)
     if pretrained:
         model = AutoModel.from_pretrained(pretrained, **kwargs)
         if model_type and model.config.model_type != model_type:
@@ -53,7 +56,15 @@ def build_model(model_section: dict):
             )
         return model
     config = AutoConfig.for_model(model_type, **kwargs)
-    return AutoModel.from_config(config)
+    if codebook is None:
+        return AutoModel.from_config(config)
+    # VQGAN-LC: the frozen teacher codebook (an `hf-vq build-codebook` file) goes in before training;
+    # it is a buffer, so no optimizer ever sees it.
+    if not config.codebook_source:
+        config.codebook_source = str(codebook)
+    model = AutoModel.from_config(config)
+    model.set_frozen_codebook(load_codebook(codebook))
+    return model
 
 
 # Parameters TiTok's official optimizer keeps out of weight decay (bytedance/1d-tokenizer create_optimizer):
