@@ -10,31 +10,39 @@ from hf_vq.training import DEMO_CONFIG, build_model, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 # Tokenizer configs (configs/ar/ holds GPT configs, tested in test_trainer_ar.py).
-ALL_CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.relative_to(REPO / "configs").parts[0] != "ar")
+TOKENIZER_CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.relative_to(REPO / "configs").parts[0] != "ar")
 
 
-def _needs_teacher(path: Path) -> bool:
-    """Semantic tokenizers (a frozen teacher, or a trained stage-1 model for their pixel decoder) cannot be built
-    from the YAML alone offline: each has its own test on a tiny teacher (tests/test_vq_cluster.py for configs/iu/cluster-*)."""
+def _needs_trained_model(path: Path) -> bool:
+    """Configs that cannot be built from the YAML alone offline, each checked by its own test: semantic tokenizers (a
+    frozen teacher, or a trained stage-1 model for their pixel decoder; tests/test_vq_cluster.py, test_vqkd_training.py)
+    and fine-tuning of a trained model (`model.pretrained`: TiTok stage 2, test_titok_recipes_follow_the_official_configs)."""
     model = yaml.safe_load(path.read_text()).get("model") or {}
-    return "teacher" in model or "stage1_from" in model
+    return "teacher" in model or "stage1_from" in model or "pretrained" in model
 
 
-CONFIGS = [path for path in ALL_CONFIGS if not _needs_teacher(path)]
+CONFIGS = [path for path in TOKENIZER_CONFIGS if not _needs_trained_model(path)]
 IMAGENET64 = sorted((REPO / "configs" / "imagenet64").glob("*.yaml"))
+TITOK = sorted((REPO / "configs" / "imagenet256").glob("titok-*.yaml"))
 
 
 # Small values for the size fields a model config has (SimpleCNN: hidden_dim; VQGAN family: base_channels to
-# channel_multipliers; the ViT tokenizers: the encoder_* / decoder_* sizes).
+# channel_multipliers; the ViT tokenizers (TiTok, VQ-KD): the encoder_* / decoder_* sizes; TiTok's MaskGIT sizes).
 SHRINK = {"hidden_dim": 16, "base_channels": 32, "z_channels": 32, "channel_multipliers": [1, 2], "image_size": 16,
           "encoder_hidden_size": 32, "encoder_num_layers": 1, "encoder_num_heads": 2, "decoder_hidden_size": 32,
-          "decoder_num_layers": 1, "decoder_num_heads": 2}
+          "decoder_num_layers": 1, "decoder_num_heads": 2, "maskgit_base_channels": 32, "maskgit_num_res_blocks": 1,
+          "maskgit_z_channels": 8}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
-def test_config_loads_and_its_shrunk_model_trains_one_step(path):
+def test_config_loads_and_its_shrunk_model_trains_one_step(path, tmp_path):
     config = load_config(path)  # unknown keys would raise here
     shrunk = {**config.model, **{key: value for key, value in SHRINK.items() if key in config.model}}
+    if "codebook" in shrunk:  # VQGAN-LC: a small frozen codebook file stands in for the build-codebook output
+        from safetensors.torch import save_file
+
+        shrunk.update(codebook_size=32, codebook=str(tmp_path / "codebook.safetensors"))
+        save_file({"codebook": torch.randn(32, shrunk["codebook_feature_dim"])}, shrunk["codebook"])
     model = build_model(shrunk)
     assert model.config.model_type == config.model["model_type"]
     pixels = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -93,3 +101,37 @@ def test_dataset_name_is_another_spelling_of_dataset(tmp_path):
 def test_demo_yaml_mirrors_the_embedded_default():
     assert yaml.safe_load((REPO / "configs" / "demo" / "vqvae.yaml").read_text()) == DEMO_CONFIG
     assert load_config(REPO / "configs" / "demo" / "vqvae.yaml") == load_config(None)
+
+
+def test_titok_recipes_follow_the_official_configs():
+    """bytedance/1d-tokenizer configs/training/TiTok/stage{1,2}/titok_{s128,b64,l32}.yaml, and the vq8k single stage."""
+    assert {p.stem for p in TITOK} == {f"titok-{v}-stage{s}" for v in ("s128", "b64", "l32") for s in (1, 2)} | {
+        "titok-bl64-vq8k-single-stage"}
+    sizes = {"s128": (512, 8, 8, 128), "b64": (768, 12, 12, 64), "l32": (1024, 24, 16, 32)}
+    for variant, (width, depth, heads, tokens) in sizes.items():
+        stage1 = load_config(REPO / "configs" / "imagenet256" / f"titok-{variant}-stage1.yaml")
+        model = stage1.model
+        assert (model["encoder_hidden_size"], model["encoder_num_layers"], model["encoder_num_heads"]) == (width, depth, heads)
+        assert (model["decoder_hidden_size"], model["decoder_num_layers"], model["decoder_num_heads"]) == (width, depth, heads)
+        assert model["num_latent_tokens"] == tokens and (model["codebook_size"], model["codebook_dim"]) == (4096, 12)
+        assert model["l2_norm"] and model["decoder_type"] == "maskgit" and model["maskgit_codebook_size"] == 1024
+        assert stage1.loss.objective == "proxy_codes" and stage1.loss.proxy_tokenizer and stage1.loss.quantizer_weight == 1
+        assert stage1.loss.disc_weight == 0 and stage1.loss.lpips_weight == 0
+        args = stage1.training
+        assert (args.learning_rate, args.adam_beta2, args.weight_decay, args.warmup_steps, args.max_steps) == (
+            1e-4, 0.99, 1e-4, 10_000, 1_000_000)
+        stage2 = load_config(REPO / "configs" / "imagenet256" / f"titok-{variant}-stage2.yaml")
+        assert stage2.model == {"pretrained": stage1.output_dir}  # stage 2 starts from stage 1's output
+        loss = stage2.loss
+        assert loss.objective == "decoder_finetune" and loss.quantizer_weight == 0 and loss.reconstruction == "mse"
+        assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start, loss.lecam_weight) == (0.01, False, 20_000, 0.001)
+        assert (loss.convnext_weight, loss.lpips_weight) == (0.1, 0.0)  # official perceptual_loss convnext_s, 0.1
+        assert (stage2.training.warmup_steps, stage2.training.max_steps, stage2.training.adam_beta2) == (5_000, 500_000, 0.999)
+        # Its stage-1 model, shrunk, builds: the generic test above runs it.
+        assert stage1.model["model_type"] == "titok"
+    single = load_config(REPO / "configs" / "imagenet256" / "titok-bl64-vq8k-single-stage.yaml")
+    model = single.model
+    assert (model["codebook_size"], model["codebook_dim"], model["l2_norm"], model["dead_code_restarts"]) == (8192, 64, False, True)
+    assert (model["encoder_hidden_size"], model["decoder_hidden_size"], model["decoder_type"]) == (768, 1024, "pixel")
+    assert (single.loss.disc_weight, single.loss.disc_start, single.loss.lecam_weight) == (0.1, 200_000, 0.001)
+    assert (single.loss.lpips_weight, single.loss.convnext_weight) == (1.0, 0.1)  # lpips-convnext_s-1.0-0.1 x 1.1

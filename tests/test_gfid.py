@@ -56,3 +56,47 @@ def test_gfid_rejects_float_samples_and_missing_reference(tmp_path):
 
     with pytest.raises(MissingWeightsError, match="does not exist"):
         load_fid_inception(tmp_path / "pt_inception.pth")
+
+
+class MeanColourClassifier(torch.nn.Module):
+    """Class logits set by each image's mean colour (red / green / blue), very peaked: p(y|x) ~ one-hot."""
+
+    description = "mean-colour stand-in classifier"
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(200.0), requires_grad=False)
+
+    def class_logits(self, images):
+        return self.scale * images.mean(dim=(2, 3))
+
+
+def _solid(colours):
+    samples = np.zeros((len(colours), 8, 8, 3), np.uint8)
+    for i, channel in enumerate(colours):
+        samples[i, :, :, channel] = 255
+    return samples
+
+
+def test_inception_score_on_hand_worked_cases():
+    from hf_vq.evaluation import compute_inception_score
+
+    classifier = MeanColourClassifier()
+    # Three equally frequent, confidently classified classes: IS = exp(log 3) = 3.
+    result = compute_inception_score(_solid([0, 1, 2] * 4), classifier)
+    assert result["inception_score"] == pytest.approx(3.0, rel=1e-6) and result["num_samples"] == 12
+    # One class only: p(y|x) = p(y), KL = 0, IS = 1.
+    assert compute_inception_score(_solid([1] * 6), classifier)["inception_score"] == pytest.approx(1.0, rel=1e-6)
+    # Two splits of one class each: IS = 1 per split, whatever the whole set would give.
+    split = compute_inception_score(_solid([0] * 4 + [2] * 4), classifier, splits=2)
+    assert split["inception_score"] == pytest.approx(1.0, rel=1e-6) and split["inception_score_std"] == pytest.approx(0.0)
+    # A soft case against a numpy computation of the definition.
+    classifier.scale.fill_(3.0)
+    samples = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    logits = 3.0 * (samples.astype(np.float64) / 255.0).mean(axis=(1, 2))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = np.exp((p * (np.log(p) - np.log(p.mean(0, keepdims=True)))).sum(1).mean())
+    assert compute_inception_score(samples, classifier)["inception_score"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        compute_inception_score(samples.astype(np.float32), classifier)
+

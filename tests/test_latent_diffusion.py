@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
-from diffusers import DDIMScheduler, LDMPipeline, UNet2DModel
+from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel, LDMPipeline, UNet2DModel
 
 import hf_vq
 
@@ -44,8 +45,48 @@ def test_ldm_pipeline_decodes_with_the_tokenizer_and_its_scaling_factor():
     np.testing.assert_allclose(images, expected, atol=1e-5)
 
 
-def test_latent_diffusion_example_quick_run_makes_images_that_mean_something(tmp_path):
-    """The example's --quick form: a trained tokenizer (better than the mean image), a UNet whose loss
+def tiny_vqgan_lc():
+    """A tiny VQGAN-LC (frozen random 'teacher' codebook + projector): latents (B, 4, 4, 4) at 16 px."""
+    torch.manual_seed(0)
+    config = hf_vq.VQGANLCConfig(image_size=16, base_channels=32, channel_multipliers=[1, 1, 1], num_res_blocks=1,
+                                 attn_resolutions=[], z_channels=32, codebook_dim=4, codebook_size=64,
+                                 codebook_feature_dim=12, scaling_factor=0.7)
+    return hf_vq.VQGANLCModel.from_codebook(config, torch.randn(64, 12)).eval()
+
+
+def test_dit_pipeline_decodes_with_a_frozen_vqgan_lc_and_guides_with_the_null_class():
+    tokenizer = tiny_vqgan_lc()
+    torch.manual_seed(1)
+    dit = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, num_layers=1,
+                                sample_size=4, patch_size=1, num_embeds_ada_norm=1000).eval()
+    with torch.no_grad():  # adaLN-Zero starts at zero output: give the blocks weights so guidance shows
+        for parameter in dit.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    pipeline = DiTPipeline(transformer=dit, vae=tokenizer, scheduler=DDIMScheduler(num_train_timesteps=1000))
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(class_labels=[1, 2], guidance_scale=3.0, generator=torch.Generator().manual_seed(3),
+                      num_inference_steps=3, output_type="np").images
+    assert images.shape == (2, 16, 16, 3)
+
+    # by hand: DDIM steps on uncond + 3 * (cond - uncond), the null class being label 1000, then decode(latents / 0.7)
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(3)
+    latents = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            steps = torch.full((2,), int(t))
+            cond = dit(latents, timestep=steps, class_labels=torch.tensor([1, 2])).sample
+            uncond = dit(latents, timestep=steps, class_labels=torch.tensor([1000, 1000])).sample
+            latents = scheduler.step(uncond + 3.0 * (cond - uncond), t, latents, eta=0.0).prev_sample
+        expected = tokenizer.decode(latents / 0.7).sample
+    expected = ((expected / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+    assert not np.allclose(images[0], images[1], atol=1e-3)  # different classes, different samples
+
+
+@pytest.mark.parametrize("backbone", ["unet", "dit"])
+def test_latent_diffusion_example_quick_run_makes_images_that_mean_something(backbone, tmp_path):
+    """The example's --quick form: a trained tokenizer (better than the mean image), a denoiser whose loss
     fell, and samples that are neither constant nor all alike; nothing written outside --output-dir."""
     import json
 
@@ -55,16 +96,17 @@ def test_latent_diffusion_example_quick_run_makes_images_that_mean_something(tmp
     cwd.mkdir()
     output = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "latent_diffusion.py"), "--quick", "--output-dir", str(output)],
+        [sys.executable, str(REPO / "examples" / "latent_diffusion.py"), "--quick", "--backbone", backbone,
+         "--output-dir", str(output)],
         capture_output=True, text=True, timeout=600, cwd=cwd,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(cwd.iterdir()) == []
-    assert (output / "unet").is_dir() and (output / "reconstructions.png").is_file()
+    assert (output / backbone).is_dir() and (output / "reconstructions.png").is_file()
     metrics = json.loads((output / "metrics.json").read_text())
     assert all(np.isfinite(value) for value in metrics.values())
     assert metrics["tokenizer_psnr"] > metrics["mean_image_psnr"] + 1.0
-    assert metrics["unet_loss_last"] < 0.5 * metrics["unet_loss_first"]
+    assert metrics[f"{backbone}_loss_last"] < 0.5 * metrics[f"{backbone}_loss_first"]
     samples = np.asarray(Image.open(output / "samples.png"), dtype=np.float64)
     assert samples.shape == (2 * 16, 4 * 16, 3)  # 8 samples of 16 px in a 4-column grid
     tiles = samples.reshape(2, 16, 4, 16, 3).transpose(0, 2, 1, 3, 4).reshape(8, 16, 16, 3)

@@ -153,6 +153,22 @@ def run_titok(args) -> int:
     return 0
 
 
+def add_maskgit_vqgan_parser(sources) -> None:
+    parser = sources.add_parser(
+        "maskgit-vqgan", help="MaskGIT-VQGAN (maskgit-vqgan-imagenet-f16-256.bin, the proxy tokenizer of TiTok stage 1)"
+    )
+    _add_paths(parser)
+    parser.set_defaults(func=run_maskgit_vqgan)
+
+
+def run_maskgit_vqgan(args) -> int:
+    from ..convert import convert_maskgit_vqgan_checkpoint
+
+    convert_maskgit_vqgan_checkpoint(args.checkpoint, args.out_dir, image_size=args.image_size)
+    print(f"Saved MaskGITVQGANModel and VQImageProcessor to {args.out_dir}")
+    return 0
+
+
 def add_vqkd_parser(sources) -> None:
     parser = sources.add_parser(
         "vqkd", help="BEiT v2 VQ-KD tokenizer (vqkd_encoder_base_decoder_{1,3}x768x12_{clip,dino}-*.pth)"
@@ -189,5 +205,6 @@ CONVERTERS = {
     "visual-tokenizer": add_visual_tokenizer_parser,
     "vqgan-lc": add_vqgan_lc_parser,
     "titok": add_titok_parser,
+    "maskgit-vqgan": add_maskgit_vqgan_parser,
     "vqkd": add_vqkd_parser,
 }

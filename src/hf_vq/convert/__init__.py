@@ -13,6 +13,7 @@ from .llamagen_gpt import (
     convert_llamagen_gpt_checkpoint,
     convert_llamagen_gpt_state_dict,
 )
+from .maskgit_vqgan import convert_maskgit_vqgan_checkpoint, infer_maskgit_vqgan_config
 from .taming import TAMING_PRESETS, convert_taming_checkpoint, infer_taming_config
 from .titok import TITOK_PRESETS, convert_titok_checkpoint, infer_titok_config
 from .visual_tokenizer import (
@@ -28,6 +29,7 @@ __all__ = [
     "TITOK_PRESETS",
     "VQKD_VARIANTS",
     "convert_llamagen_checkpoint",
+    "convert_maskgit_vqgan_checkpoint",
     "convert_llamagen_gpt_checkpoint",
     "convert_llamagen_gpt_state_dict",
     "convert_taming_checkpoint",
@@ -36,6 +38,7 @@ __all__ = [
     "convert_visual_tokenizer_state_dict",
     "convert_vqkd_checkpoint",
     "infer_llamagen_config",
+    "infer_maskgit_vqgan_config",
     "infer_taming_config",
     "infer_titok_config",
     "infer_vqkd_config",

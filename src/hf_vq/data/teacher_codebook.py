@@ -186,6 +186,8 @@ def build_codebook(
 
 def load_codebook(path: str | os.PathLike) -> torch.Tensor:
     """The ``codebook`` tensor of a file written by :func:`build_codebook`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Codebook file {path} does not exist; make it with `hf-vq build-codebook --output {path}`.")
     tensors = load_file(str(path))
     if "codebook" not in tensors:
         raise ValueError(f"{path} has no 'codebook' tensor (keys: {sorted(tensors)}); was it made by hf-vq build-codebook?")

@@ -22,7 +22,7 @@ from .fid import (
     load_fid_inception,
     load_torch_fidelity_inception,
 )
-from .gfid import compute_gfid
+from .gfid import compute_gfid, compute_inception_score
 from .metrics import (
     MissingWeightsError,
     load_lpips_network,
@@ -56,6 +56,7 @@ __all__ = [
     "TorchFidelityInception",
     "benchmark_table",
     "compute_gfid",
+    "compute_inception_score",
     "compute_fid_statistics",
     "evaluate_model_dir",
     "evaluate_module_path",

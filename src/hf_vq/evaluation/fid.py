@@ -131,6 +131,10 @@ class FIDInceptionV3(nn.Module):
             x = layer(x)
         return x.flatten(1)
 
+    def class_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1008) logits of the network's own classifier on the pool3 features (for the Inception Score)."""
+        return self.inception.fc(self(images))
+
 
 def to_uint8_like_png(images: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] -> uint8 as ``torchvision.utils.save_image`` writes them: floor(255 x + 0.5), clamped."""

@@ -27,8 +27,11 @@ TOKENIZER_CLASSES = {
     "vqgan": ("hf_vq.models.vqgan", "VQGANConfig", "VQGANModel"),
     "llamagen_vq": ("hf_vq.models.llamagen_vq", "LlamaGenVQConfig", "LlamaGenVQModel"),
     "vqgan_lc": ("hf_vq.models.vqgan_lc", "VQGANLCConfig", "VQGANLCModel"),
+    "vqgan_fsq": ("hf_vq.models.vqgan_fsq", "VQGANFSQConfig", "VQGANFSQModel"),
+    "vqgan_cvq": ("hf_vq.models.vqgan_cvq", "VQGANCVQConfig", "VQGANCVQModel"),
     "titok": ("hf_vq.models.titok", "TiTokConfig", "TiTokModel"),
     "vq_cluster": ("hf_vq.models.vq_cluster", "VQClusterConfig", "VQClusterModel"),
+    "maskgit_vqgan": ("hf_vq.models.maskgit_vqgan", "MaskGITVQGANConfig", "MaskGITVQGANModel"),
     "vqkd": ("hf_vq.models.vqkd", "VQKDConfig", "VQKDModel"),
 }
 # Autoregressive models over tokenizer indices: AutoConfig / AutoModel only (no image processor).

@@ -1,4 +1,10 @@
-"""The MaskGIT-VQGAN pixel decoder (google-research/maskgit, as ported by open-muse and used by TiTok).
+"""The MaskGIT-VQGAN encoder and pixel decoder (google-research/maskgit, as ported by open-muse and used by TiTok).
+
+Encoder: bias-free 3x3 ``conv_in`` -> one level per channel multiplier (full resolution first),
+each ``num_res_blocks`` ResNet blocks then 2x2 average pooling (all but the last level) ->
+``num_res_blocks`` mid ResNet blocks -> GroupNorm -> SiLU -> 1x1 ``conv_out`` to ``z_channels``.
+Official key -> ours: ``down.{i}.block.{j}`` -> ``down_blocks.{i}.res_blocks.{j}``, ``mid.{j}`` ->
+``mid_blocks.{j}``, ``nin_shortcut`` -> ``shortcut``; the rest keep their names.
 
 A taming-like ResNet decoder without attention: ``conv_in`` -> ``num_res_blocks`` mid ResNet
 blocks -> one level per channel multiplier (lowest resolution first), each ``num_res_blocks``
@@ -38,6 +44,58 @@ class MaskGITResnetBlock(nn.Module):
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         residual = x if self.shortcut is None else self.shortcut(h)
         return h + residual
+
+
+class MaskGITDownBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, num_res_blocks: int, downsample: bool, dropout: float):
+        super().__init__()
+        self.res_blocks = nn.ModuleList(
+            MaskGITResnetBlock(in_channels if j == 0 else out_channels, out_channels, dropout) for j in range(num_res_blocks)
+        )
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.res_blocks:
+            x = block(x)
+        return F.avg_pool2d(x, kernel_size=2, stride=2) if self.downsample else x
+
+
+class MaskGITEncoder(nn.Module):
+    """Images (B, in_channels, H, W) -> latents (B, z_channels, H / 2**(L-1), W / 2**(L-1)).
+
+    Args as :class:`MaskGITDecoder` (``in_channels``: image channels).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        base_channels: int = 128,
+        channel_multipliers=(1, 1, 2, 2, 4),
+        num_res_blocks: int = 2,
+        z_channels: int = 256,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        multipliers = list(channel_multipliers)
+        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=False)
+        channels, down_blocks = base_channels, []
+        for level, multiplier in enumerate(multipliers):
+            level_channels = base_channels * multiplier
+            down_blocks.append(MaskGITDownBlock(channels, level_channels, num_res_blocks,
+                                                downsample=level != len(multipliers) - 1, dropout=dropout))
+            channels = level_channels
+        self.down_blocks = nn.ModuleList(down_blocks)
+        self.mid_blocks = nn.ModuleList(MaskGITResnetBlock(channels, channels, dropout) for _ in range(num_res_blocks))
+        self.norm_out = nn.GroupNorm(32, channels, eps=1e-6)
+        self.conv_out = nn.Conv2d(channels, z_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_in(x)
+        for block in self.down_blocks:
+            x = block(x)
+        for block in self.mid_blocks:
+            x = block(x)
+        return self.conv_out(F.silu(self.norm_out(x)))
 
 
 class MaskGITUpBlock(nn.Module):
@@ -105,4 +163,4 @@ class MaskGITDecoder(nn.Module):
         return self.conv_out.weight
 
 
-__all__ = ["MaskGITDecoder", "MaskGITResnetBlock"]
+__all__ = ["MaskGITDecoder", "MaskGITEncoder", "MaskGITResnetBlock"]

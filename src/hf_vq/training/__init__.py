@@ -1,7 +1,7 @@
 """Training: one Accelerate engine (checkpoints, resume, NaN stop, EMA, logging) that runs an
-objective: the tokenizer objective (``hf-vq train``; semantic tokenizers: their stage-1 objective, distillation for
-VQ-KD or online clustering for Cluster, then the pixel decoder behind the frozen stage 1) or the next-token objective
-(``hf-vq train-ar``)."""
+objective: the tokenizer objective (``hf-vq train``; TiTok's proxy-code and decoder fine-tuning stages through
+``loss.objective``; semantic tokenizers: their stage-1 objective, distillation for VQ-KD or online clustering for
+Cluster, then the pixel decoder behind the frozen stage 1) or the next-token objective (``hf-vq train-ar``)."""
 
 from .checkpointing import CheckpointManager
 from .config import (
@@ -26,6 +26,7 @@ from .next_token_objective import NextTokenObjective, build_gpt, train_ar
 from .online_clustering_objective import OnlineClusteringObjective
 from .pixel_decoder_objective import PixelDecoderObjective, build_stage2_model
 from .state import CheckpointFormatError
+from .titok_objectives import DecoderFinetuneObjective, ProxyCodeObjective
 from .tokenizer_objective import TokenizerObjective, build_model
 from .trainer import STAGE1_OBJECTIVES, run_training, tokenizer_objective_class, train, train_from_config
 
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DEMO_CONFIG",
     "DataConfig",
+    "DecoderFinetuneObjective",
     "DistillationObjective",
     "EvalArguments",
     "LossConfig",
@@ -46,6 +48,7 @@ __all__ = [
     "Objective",
     "OnlineClusteringObjective",
     "PixelDecoderObjective",
+    "ProxyCodeObjective",
     "STAGE1_OBJECTIVES",
     "StepLoss",
     "TokenizerObjective",

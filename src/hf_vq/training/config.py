@@ -238,6 +238,15 @@ class LossConfig(_Section):
     discriminator: "patchgan" (``disc_layers``, BatchNorm) or "stylegan".
     disc_loss: "hinge" or "non_saturating".
     lecam_weight: LeCam regularisation of the discriminator (0 = off; TiTok uses 0.001).
+    objective: what the run minimises (``hf-vq train`` picks the objective from it):
+        "reconstruction" (default: the terms above), "proxy_codes" (TiTok stage 1: cross-entropy
+        of the decoder's logits against the codes a frozen ``proxy_tokenizer`` gives each image cell),
+        "decoder_finetune" (TiTok stage 2: encoder and quantizer of ``model.pretrained`` frozen,
+        the decoder trained with the terms above).
+    proxy_tokenizer: the frozen tokenizer (folder or Hub id) of ``objective: proxy_codes``.
+    quantizer_weight: weight of the quantizer's terms (1; TiTok stage 2: 0).
+    convnext_weight: TiTok's ConvNeXt-S perceptual term (mean squared difference of ConvNeXt-S outputs
+        at 224 px; its torchvision weights must be in the torch hub cache); 0 = off.
     """
 
     section = "loss"
@@ -254,12 +263,19 @@ class LossConfig(_Section):
     disc_channels: int = 64
     lecam_weight: float = 0.0
     lecam_decay: float = 0.999
+    objective: typing.Literal["reconstruction", "proxy_codes", "decoder_finetune"] = "reconstruction"
+    proxy_tokenizer: str | None = None
+    quantizer_weight: float = 1.0
+    convnext_weight: float = 0.0
 
     def check(self):
         self._positive("reconstruction_weight", "lpips_weight", "disc_weight", "disc_start", "lecam_weight",
-                       allow_zero=True)
+                       "quantizer_weight", "convnext_weight", allow_zero=True)
         self._positive("disc_layers", "disc_channels")
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
+        _check((self.objective == "proxy_codes") == (self.proxy_tokenizer is not None), "loss.proxy_tokenizer",
+               "set exactly when loss.objective is proxy_codes (the frozen tokenizer whose codes stage 1 predicts)",
+               self.proxy_tokenizer)
 
 
 @dataclass
@@ -365,6 +381,10 @@ def _config_field_types(config_class) -> dict:
     return hints
 
 
+# Tokenizers whose frozen codebook comes from a file (`model.codebook`: an `hf-vq build-codebook` output).
+FROZEN_CODEBOOK_MODELS = ("vqgan_lc",)
+
+
 def _validate_stage2_section(model: dict, section: str) -> dict:
     """A ``model:`` section with ``stage1_from`` (a semantic tokenizer's pixel decoder, stage 2): the model is
     the stage-1 one, so only ``model_type`` (a check), ``pixel_decoder`` and ``teacher`` may come with it."""
@@ -397,9 +417,22 @@ def validate_model_section(model: dict, section: str = "model") -> dict:
     if "stage1_from" in model:
         return _validate_stage2_section(model, section)
     model_type, pretrained = model.pop("model_type", None), model.pop("pretrained", None)
+    codebook = model.pop("codebook", None)
     if model_type is None and pretrained is None:
         raise ConfigError(
             "The config needs a `model:` section with a `model_type` (e.g. vqvae) or `pretrained` (a saved model)."
+        )
+    if codebook is not None:
+        if pretrained is not None or model_type not in FROZEN_CODEBOOK_MODELS:
+            raise ConfigError(
+                f"{section}.codebook (a frozen codebook file) goes with a fresh model of type "
+                f"{' or '.join(FROZEN_CODEBOOK_MODELS)}; got model_type {model_type!r}"
+                + (f" and pretrained {pretrained!r} (saved weights carry their own codebook)." if pretrained else ".")
+            )
+    elif model_type in FROZEN_CODEBOOK_MODELS and pretrained is None:
+        raise ConfigError(
+            f"A fresh {model_type} model needs its frozen codebook: set {section}.codebook to an "
+            "`hf-vq build-codebook --output FILE` file (or start from saved weights with pretrained)."
         )
     if model_type is not None:
         config_class = _model_config_class(coerce_value(model_type, str, f"{section}.model_type"))
@@ -413,6 +446,8 @@ def validate_model_section(model: dict, section: str = "model") -> dict:
         model["pretrained"] = coerce_value(pretrained, str, f"{section}.pretrained")
     if model_type is not None:
         model["model_type"] = model_type
+    if codebook is not None:
+        model["codebook"] = coerce_value(codebook, str, f"{section}.codebook")
     return model
 
 

@@ -31,9 +31,20 @@ def load_token_dataset(path):
     return dataset
 
 
+def tokenizer_indices_ndim(model_type: str) -> int:
+    """3 for grid tokenizers (indices (B, h, w)), 2 for 1D ones (indices (B, N)), from the model class."""
+    from ..models.auto import TOKENIZER_CLASSES, _class
+
+    if model_type not in TOKENIZER_CLASSES:
+        raise ValueError(f"data.tokenizer is a {model_type!r} model, not an hf_vq tokenizer ({sorted(TOKENIZER_CLASSES)}).")
+    module, _, model_class = TOKENIZER_CLASSES[model_type]
+    return _class(module, model_class).indices_ndim
+
+
 def build_gpt(config: ARTrainConfig, tokens):
     """The GPT of ``config.model`` sized for the tokens: vocabulary = the tokenizer's codebook,
-    block size = the sequence length, 2D RoPE for square grids, classes = largest label + 1."""
+    block size = the sequence length, 2D RoPE for square grids of a grid tokenizer, 1D RoPE for a 1D
+    tokenizer (TiTok) or a length that is not a square, classes = largest label + 1."""
     from transformers import AutoConfig
 
     from ..models.llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
@@ -44,7 +55,11 @@ def build_gpt(config: ARTrainConfig, tokens):
     grid_side = round(block_size**0.5)
     derived = {"block_size": block_size, "rope_type": "2d" if grid_side * grid_side == block_size else "1d"}
     if config.data.tokenizer is not None:
-        derived["vocab_size"] = AutoConfig.from_pretrained(config.data.tokenizer).codebook_size
+        tokenizer_config = AutoConfig.from_pretrained(config.data.tokenizer)
+        derived["vocab_size"] = tokenizer_config.codebook_size
+        if tokenizer_indices_ndim(tokenizer_config.model_type) == 2:
+            # A 1D tokenizer (TiTok): positions along the sequence, even when N happens to be a square (64, 256).
+            derived["rope_type"] = "1d"
     elif "vocab_size" not in model_section:
         raise ValueError("Set data.tokenizer (--tokenizer DIR, for its codebook size) or model.vocab_size.")
     derived["num_classes"] = config.data.num_classes or max(tokens["class_labels"]) + 1

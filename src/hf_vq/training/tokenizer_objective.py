@@ -1,4 +1,4 @@
-"""The tokenizer objective: reconstruction + LPIPS + the quantizer's terms + GAN.
+"""The tokenizer objective: reconstruction + LPIPS (+ ConvNeXt-S) + the quantizer's terms + GAN.
 
 Per micro-batch (the engine back-propagates and steps each loss in turn):
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from ..data.teacher_codebook import load_codebook
 from ..evaluation import (
     MissingWeightsError,
     evaluate_reconstruction,
@@ -28,7 +29,7 @@ from ..evaluation import (
     load_lpips_network,
     save_reconstruction_grid,
 )
-from ..losses import LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
+from ..losses import ConvNeXtPerceptualLoss, LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
 from ..modules import build_discriminator
 from ..processing import VQImageProcessor
 from ..quantizers import CodebookUsage
@@ -38,12 +39,14 @@ from .engine import Objective, StepLoss
 
 
 def build_model(model_section: dict):
-    """The tokenizer of the ``model:`` section: ``model_type`` + its config fields builds a fresh one;
+    """The tokenizer of the ``model:`` section: ``model_type`` + its config fields builds a fresh one
+    (``codebook: FILE``: a frozen codebook from ``hf-vq build-codebook``, for VQGAN-LC);
     ``pretrained: PATH_OR_HUB_ID`` loads saved weights instead (e.g. a converted VQGAN to fine-tune),
     with the other fields overriding its config."""
     kwargs = dict(model_section)
     model_type = kwargs.pop("model_type", None)
     pretrained = kwargs.pop("pretrained", None)
+    codebook = kwargs.pop("codebook", None)
     if pretrained:
         model = AutoModel.from_pretrained(pretrained, **kwargs)
         if model_type and model.config.model_type != model_type:
@@ -53,7 +56,36 @@ def build_model(model_section: dict):
             )
         return model
     config = AutoConfig.for_model(model_type, **kwargs)
-    return AutoModel.from_config(config)
+    if codebook is None:
+        return AutoModel.from_config(config)
+    # VQGAN-LC: the frozen teacher codebook (an `hf-vq build-codebook` file) goes in before training;
+    # it is a buffer, so no optimizer ever sees it.
+    if not config.codebook_source:
+        config.codebook_source = str(codebook)
+    model = AutoModel.from_config(config)
+    model.set_frozen_codebook(load_codebook(codebook))
+    return model
+
+
+# Parameters TiTok's official optimizer keeps out of weight decay (bytedance/1d-tokenizer create_optimizer):
+# vectors, and anything whose name says norm, bias, learned token or embedding.
+NO_DECAY_NAME_PARTS = ("ln", "bias", "latent_tokens", "mask_token", "embedding", "norm", "gamma", "embed", "class_token")
+
+
+def titok_parameter_groups(model: nn.Module, weight_decay: float) -> list:
+    """AdamW groups as TiTok's official training: no weight decay on vectors, norms, biases, tokens, embeddings."""
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    exempt = [p for name, p in trained if p.ndim < 2 or any(part in name for part in NO_DECAY_NAME_PARTS)]
+    exempt_ids = {id(p) for p in exempt}
+    return [{"params": exempt, "weight_decay": 0.0},
+            {"params": [p for _, p in trained if id(p) not in exempt_ids], "weight_decay": weight_decay}]
+
+
+def parameter_groups(model: nn.Module, weight_decay: float):
+    """What the model's optimizer trains: TiTok with its official weight-decay groups, others all parameters."""
+    if getattr(model.config, "model_type", None) == "titok":
+        return titok_parameter_groups(model, weight_decay)
+    return model.parameters()
 
 
 class TokenizerObjective(Objective):
@@ -62,6 +94,8 @@ class TokenizerObjective(Objective):
     Args:
         model: a tokenizer to train instead of building one from ``config.model``.
         perceptual_loss: the LPIPS loss module (default ``LPIPSLoss(net=loss.lpips_net)``).
+        convnext_loss: the ConvNeXt-S perceptual module of ``loss.convnext_weight`` (default
+            ``ConvNeXtPerceptualLoss()`` with torchvision's weights from the hub cache).
         lpips_network / fid_feature_extractor: the networks of the final LPIPS / rFID metrics
             (default: loaded from torch's hub cache when the weights are there, else skipped).
     """
@@ -71,11 +105,13 @@ class TokenizerObjective(Objective):
     final_outputs = (("model", "model.safetensors"), ("reconstruction grid", "reconstructions.png"))
 
     def __init__(self, config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
-                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None):
+                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None,
+                 convnext_loss: nn.Module | None = None):
         self.config = config
         self.cfg = config.loss
         self.raw_model = model
         self.perceptual_loss = perceptual_loss
+        self.convnext_loss = convnext_loss
         self.lpips_network = lpips_network
         self.fid_feature_extractor = fid_feature_extractor
         self.num_unreadable = 0
@@ -95,10 +131,12 @@ class TokenizerObjective(Objective):
         if cfg.reconstruction is not None:
             # The model computes its reconstruction term itself, once: tell it which one.
             model.config.reconstruction_loss = cfg.reconstruction
-        self.model_module = engine.add_optimizer("model", model, model.parameters(), args.learning_rate)
+        self.prepare_model(model)
+        self.model_module = engine.add_optimizer("model", model, parameter_groups(model, args.weight_decay),
+                                                 args.learning_rate)
         self.unwrapped = engine.accelerator.unwrap_model(self.model_module)
 
-        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = None
+        self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = self.convnext = None
         if cfg.disc_weight > 0:
             discriminator = build_discriminator(cfg.discriminator, model.config.num_channels, image_size,
                                                 cfg.disc_layers, cfg.disc_channels)
@@ -111,7 +149,14 @@ class TokenizerObjective(Objective):
         if cfg.lpips_weight > 0:
             perceptual = self.perceptual_loss if self.perceptual_loss is not None else LPIPSLoss(net=cfg.lpips_net)
             self.perceptual = perceptual.to(engine.device)
+        if cfg.convnext_weight > 0:
+            convnext = self.convnext_loss if self.convnext_loss is not None else ConvNeXtPerceptualLoss()
+            self.convnext = convnext.to(engine.device)
         self.usage = CodebookUsage(self.unwrapped.config.codebook_size)
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Hook before the optimizer is built (a subclass freezes parts here; frozen parameters
+        stay out of the optimizer)."""
 
     def state_modules(self) -> dict:
         modules = {"model": self.unwrapped}
@@ -143,12 +188,15 @@ class TokenizerObjective(Objective):
         if self.perceptual is not None:
             terms["lpips"] = self.perceptual(reconstruction, pixel_values)
             nll = nll + cfg.lpips_weight * terms["lpips"]
+        if self.convnext is not None:
+            terms["convnext"] = self.convnext(reconstruction, pixel_values)
+            nll = nll + cfg.convnext_weight * terms["convnext"]
         for name, value in (output.loss_terms or {}).items():
             if name != "reconstruction":
                 terms[f"quantizer_{name}"] = value
         total = nll
-        if output.quantizer_loss is not None:
-            total = total + output.quantizer_loss.float()
+        if output.quantizer_loss is not None and cfg.quantizer_weight:
+            total = total + cfg.quantizer_weight * output.quantizer_loss.float()
         if self.gan_active(step):
             # The discriminator is frozen here and called unwrapped: the GAN term trains the generator only.
             self.raw_discriminator.requires_grad_(False)

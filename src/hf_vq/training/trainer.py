@@ -16,7 +16,12 @@ from .distillation_objective import DISTILLATION_MODEL_TYPES, DistillationObject
 from .engine import TrainingEngine, TrainResult
 from .online_clustering_objective import OnlineClusteringObjective
 from .pixel_decoder_objective import PixelDecoderObjective
+from .titok_objectives import DecoderFinetuneObjective, ProxyCodeObjective
 from .tokenizer_objective import TokenizerObjective
+
+# loss.objective -> the objective `hf-vq train` runs for a pixel tokenizer.
+OBJECTIVES = {"reconstruction": TokenizerObjective, "proxy_codes": ProxyCodeObjective,
+              "decoder_finetune": DecoderFinetuneObjective}
 
 # Semantic tokenizers whose stage 1 is not a pixel reconstruction: model_type -> its objective.
 STAGE1_OBJECTIVES = {"vq_cluster": OnlineClusteringObjective,
@@ -25,7 +30,8 @@ STAGE1_OBJECTIVES = {"vq_cluster": OnlineClusteringObjective,
 
 def tokenizer_objective_class(config: TrainConfig, model: nn.Module | None = None) -> type:
     """Which objective ``hf-vq train`` runs: stage 2 of a semantic tokenizer (``model.stage1_from``), its
-    stage 1 (``STAGE1_OBJECTIVES``; a model without pixel decoder), or the tokenizer objective."""
+    stage 1 (``STAGE1_OBJECTIVES``; a model without pixel decoder), or the objective ``loss.objective`` names
+    (``OBJECTIVES``: reconstruction, TiTok's proxy codes or decoder fine-tuning)."""
     section = config.model
     if "stage1_from" in section:
         return PixelDecoderObjective
@@ -43,7 +49,7 @@ def tokenizer_objective_class(config: TrainConfig, model: nn.Module | None = Non
                              "stage 2: drop model.pixel_decoder, or set model.stage1_from to a trained stage-1 folder.")
     if model_type in STAGE1_OBJECTIVES and not has_decoder:
         return STAGE1_OBJECTIVES[model_type]
-    return TokenizerObjective
+    return OBJECTIVES[config.loss.objective]
 
 
 def model_type_of(config: TrainConfig, model: nn.Module | None = None) -> str | None:
@@ -58,7 +64,8 @@ def model_type_of(config: TrainConfig, model: nn.Module | None = None) -> str | 
 
 
 def run_training(config: TrainConfig, *, model: nn.Module | None = None, perceptual_loss: nn.Module | None = None,
-                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None) -> TrainResult:
+                 lpips_network: nn.Module | None = None, fid_feature_extractor: nn.Module | None = None,
+                 convnext_loss: nn.Module | None = None) -> TrainResult:
     """Train, evaluate on held-out images, save to ``config.output_dir``.
 
     Args:
@@ -67,13 +74,15 @@ def run_training(config: TrainConfig, *, model: nn.Module | None = None, percept
             weights); by default ``LPIPSLoss(net=loss.lpips_net)`` with the pretrained trunk.
         lpips_network / fid_feature_extractor: networks for the final LPIPS / rFID (default: read
             from torch's hub cache; a metric whose weights are missing is skipped with a message).
+        convnext_loss: the ConvNeXt-S perceptual module of ``loss.convnext_weight`` (default: torchvision's
+            ConvNeXt-S with weights from the hub cache).
     """
     objective_class = tokenizer_objective_class(config, model)
     if objective_class is DistillationObjective:
         objective = DistillationObjective(config, model=model)
     else:
         objective = objective_class(config, model=model, perceptual_loss=perceptual_loss, lpips_network=lpips_network,
-                                    fid_feature_extractor=fid_feature_extractor)
+                                    fid_feature_extractor=fid_feature_extractor, convnext_loss=convnext_loss)
     engine = TrainingEngine(objective, config.training, output_dir=config.output_dir, seed=config.seed,
                             config=config.to_dict())
     return engine.run()

@@ -29,6 +29,9 @@ class TiTokConfig(VQTokenizerConfig):
         codebook_size, codebook_dim: codes and their size [``codebook_size``, ``token_size``].
         l2_norm: l2-normalise latents and codes before the search [``use_l2_norm``].
         commitment_beta: commitment weight (0.25) [``commitment_cost``].
+        dead_code_restarts: CVQ-style restarts of rarely used codes during training (usage EMA
+            0.99, each code pulled towards its closest batch latent) [``clustering_vq``, the
+            official single-stage recipe].
         decoder_type: ``"pixel"`` (single stage: each grid token predicts its patch's pixels, then
             a 3x3 conv) or ``"maskgit"`` (the released two-stage models: each grid token predicts
             logits over the ``maskgit_codebook_size`` codes of a MaskGIT-VQGAN; their softmax mixes
@@ -60,6 +63,7 @@ class TiTokConfig(VQTokenizerConfig):
     codebook_dim: int = 12
     l2_norm: bool = True
     commitment_beta: float = 0.25
+    dead_code_restarts: bool = False
     decoder_type: str = "maskgit"
     legacy_latent_layout: bool = True
     zero_one_pixels: bool = True

@@ -12,7 +12,7 @@ from transformers import initialization as init
 
 from ...modules.maskgit_vqgan import MaskGITDecoder
 from ...modules.vit_blocks import ViTStack
-from ...quantizers import VectorQuantizer
+from ...quantizers import DeadCodeReinit, VectorQuantizer
 from ..base import VQEncoderOutput, VQTokenizerPreTrainedModel, check_pixel_values
 from .configuration_titok import TiTokConfig
 
@@ -115,6 +115,7 @@ class TiTokModel(VQTokenizerPreTrainedModel):
         self.quantizer = VectorQuantizer(
             dim=config.codebook_dim, codebook_size=config.codebook_size, l2_norm=config.l2_norm,
             beta=config.commitment_beta,
+            behaviours=[DeadCodeReinit(anchor="closest", decay=0.99)] if config.dead_code_restarts else (),
         )
         self.decoder = TiTokDecoder(config)
         if config.decoder_type == "maskgit":
