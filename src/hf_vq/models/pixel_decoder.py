@@ -42,11 +42,6 @@ class PixelDecoder(nn.Module):
         )
 
     @property
-    def decodes_pixels(self) -> bool:
-        """Image metrics apply once the pixel decoder exists (stage 1 decodes nothing, or features)."""
-        return self.pixel_decoder is not None
-
-    @property
     def last_layer(self) -> torch.Tensor:
         return self.decoder.last_layer
 
