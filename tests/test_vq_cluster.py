@@ -273,27 +273,33 @@ def test_stage2_trains_the_pixel_decoder_behind_a_bit_identical_stage1(stage1_di
 
 
 def test_stage2_model_tokenizes_and_a_gpt_trains_on_its_tokens(stage2_dir, tmp_path):
+    output, *_ = stage2_dir
+    tokens, gpt, samples = tokenize_train_a_tiny_gpt_and_sample(output, pixels(batch=6, seed=2), tmp_path)
+    assert len(tokens) == 12 and len(tokens[0]["input_ids"]) == GRID * GRID
+    assert gpt.config.vocab_size == 16
+    assert samples.shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and samples.abs().max() <= 1
+
+
+def tokenize_train_a_tiny_gpt_and_sample(tokenizer_dir, images: torch.Tensor, tmp_path):
+    """The downstream path of a stage-2 tokenizer: tokenize ``images`` ([-1, 1], labels 0, 1, 2, ...; flips
+    doubled), train a 1-layer GPT for 2 steps on the tokens, sample classes 0 and 1. Returns (tokens, gpt, samples)."""
     from hf_vq.data.token_datasets import tokenize_dataset
     from hf_vq.generation.images import generate_images
 
-    output, *_ = stage2_dir
-    tokenizer = AutoModel.from_pretrained(output)
-    images = (pixels(batch=6, seed=2) * 127.5 + 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    dataset = Dataset.from_dict({"image": [Image.fromarray(a) for a in images], "label": [0, 1, 2, 0, 1, 2]})
+    tokenizer = AutoModel.from_pretrained(tokenizer_dir)
+    arrays = (images * 127.5 + 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    dataset = Dataset.from_dict({"image": [Image.fromarray(a) for a in arrays], "label": [i % 3 for i in range(len(arrays))]})
     tokens = tokenize_dataset(tokenizer, dataset, augment="flip")
-    assert len(tokens) == 12 and len(tokens[0]["input_ids"]) == GRID * GRID
     tokens.save_to_disk(tmp_path / "tokens")
     config = ARTrainConfig.from_dict({
         "output_dir": str(tmp_path / "gpt"),
         "model": {"preset": "GPT-B", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "multiple_of": 16},
-        "data": {"tokens": str(tmp_path / "tokens"), "tokenizer": str(output)},
+        "data": {"tokens": str(tmp_path / "tokens"), "tokenizer": str(tokenizer_dir)},
         "training": {"batch_size": 4, "max_steps": 2, "log_every": 1, "checkpoint_every": 0, "report_to": "none"},
     })
     gpt = train_ar(config).model.eval()
-    assert gpt.config.vocab_size == 16
-    samples = generate_images(gpt, tokenizer.eval(), [0, 1], guidance_scale=1.0,
-                              generator=torch.Generator().manual_seed(0))
-    assert samples.shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and samples.abs().max() <= 1
+    samples = generate_images(gpt, tokenizer.eval(), [0, 1], guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
+    return tokens, gpt, samples
 
 
 def test_stage2_config_errors_name_the_key(teacher_path, image_folder, tmp_path):

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from datasets import Dataset
 from PIL import Image
-from test_vq_cluster import TINY_DECODER, TinyPerceptualLoss
+from test_vq_cluster import TINY_DECODER, TinyPerceptualLoss, tokenize_train_a_tiny_gpt_and_sample
 from test_vqkd import TINY
 from test_vqkd_training import vqkd_raw
 from tiny_teachers import save_tiny_teacher
@@ -16,7 +15,7 @@ from transformers import AutoModel
 
 from hf_vq.models.configuration_pixel_decoder import pixel_decoder_config
 from hf_vq.models.vqkd import VQKDConfig, VQKDModel
-from hf_vq.training import ARTrainConfig, TrainConfig, build_stage2_model, run_training, train_ar
+from hf_vq.training import TrainConfig, build_stage2_model, run_training
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE, GRID = TINY["image_size"], TINY["image_size"] // TINY["patch_size"]
@@ -117,25 +116,10 @@ def test_stage2_trains_the_pixel_decoder_behind_a_bit_identical_vqkd(stage1_dir,
 
 
 def test_stage2_vqkd_tokenizes_trains_a_gpt_and_generates(stage2_dir, tmp_path):
-    from hf_vq.data.token_datasets import tokenize_dataset
-    from hf_vq.generation.images import generate_images
-
     output, *_ = stage2_dir
-    tokenizer = AutoModel.from_pretrained(output)
-    images = (pixels(batch=6, seed=2) * 127.5 + 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    dataset = Dataset.from_dict({"image": [Image.fromarray(a) for a in images], "label": [0, 1, 2, 0, 1, 2]})
-    tokens = tokenize_dataset(tokenizer, dataset, augment="flip")
+    tokens, gpt, samples = tokenize_train_a_tiny_gpt_and_sample(output, pixels(batch=6, seed=2), tmp_path)
     assert len(tokens) == 12 and len(tokens[0]["input_ids"]) == GRID * GRID
-    tokens.save_to_disk(tmp_path / "tokens")
-    config = ARTrainConfig.from_dict({
-        "output_dir": str(tmp_path / "gpt"),
-        "model": {"preset": "GPT-B", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "multiple_of": 16},
-        "data": {"tokens": str(tmp_path / "tokens"), "tokenizer": str(output)},
-        "training": {"batch_size": 4, "max_steps": 2, "log_every": 1, "checkpoint_every": 0, "report_to": "none"},
-    })
-    gpt = train_ar(config).model.eval()
     assert gpt.config.vocab_size == TINY["codebook_size"]
-    samples = generate_images(gpt, tokenizer.eval(), [0, 1], guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (2, 3, SIZE, SIZE) and samples.abs().max() <= 1
 
 
