@@ -72,6 +72,30 @@ class VQModelOutput(ModelOutput):
     perplexity: Optional[torch.FloatTensor] = None
     loss_terms: Optional[dict] = None
 
+    @classmethod
+    def from_encoding(cls, encoded: "VQEncoderOutput", reconstruction: torch.Tensor | None = None,
+                      reconstruction_loss: torch.Tensor | None = None) -> "VQModelOutput":
+        """The output of ``encode`` plus what the decoder made of it (pixels, or features for a semantic stage 1);
+        without a reconstruction loss (Cluster's stage 1) the loss is the quantizer's alone."""
+        terms = dict(encoded.loss_terms or {})
+        loss = encoded.quantizer_loss
+        if reconstruction_loss is not None:
+            loss = reconstruction_loss + loss
+            terms = {"reconstruction": reconstruction_loss, **terms}
+        return cls(
+            loss=loss,
+            reconstruction=reconstruction,
+            indices=encoded.indices,
+            quantized=encoded.quantized,
+            reconstruction_loss=reconstruction_loss,
+            quantizer_loss=encoded.quantizer_loss,
+            commitment_loss=terms.get("commitment"),
+            codebook_loss=terms.get("codebook"),
+            entropy_loss=terms.get("entropy"),
+            perplexity=encoded.perplexity,
+            loss_terms=terms,
+        )
+
 
 def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) -> None:
     """Raise a ValueError naming the problem and the fix for input that is not a pixel batch."""
@@ -314,20 +338,7 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
         encoded = self.encode(pixel_values)
         reconstruction = self.decode_latents(encoded.quantized)
         reconstruction_loss = self.reconstruction_loss(reconstruction, pixel_values)
-        terms = dict(encoded.loss_terms or {})
-        output = VQModelOutput(
-            loss=reconstruction_loss + encoded.quantizer_loss,
-            reconstruction=reconstruction,
-            indices=encoded.indices,
-            quantized=encoded.quantized,
-            reconstruction_loss=reconstruction_loss,
-            quantizer_loss=encoded.quantizer_loss,
-            commitment_loss=terms.get("commitment"),
-            codebook_loss=terms.get("codebook"),
-            entropy_loss=terms.get("entropy"),
-            perplexity=encoded.perplexity,
-            loss_terms={"reconstruction": reconstruction_loss, **terms},
-        )
+        output = VQModelOutput.from_encoding(encoded, reconstruction, reconstruction_loss)
         return output if return_dict else output.to_tuple()
 
 

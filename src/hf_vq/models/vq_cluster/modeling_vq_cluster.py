@@ -140,17 +140,7 @@ class VQClusterModel(PixelDecoderMixin, VQTokenizerPreTrainedModel):
         """Stage 1 (no pixel decoder): the codes and the clustering loss (codebook term); no reconstruction."""
         reject_unknown_arguments(type(self).__name__, kwargs, ("pixel_values", "return_dict"))
         encoded = self.encode(pixel_values)
-        terms = dict(encoded.loss_terms or {})
-        output = VQModelOutput(
-            loss=encoded.quantizer_loss,
-            indices=encoded.indices,
-            quantized=encoded.quantized,
-            quantizer_loss=encoded.quantizer_loss,
-            commitment_loss=terms.get("commitment"),
-            codebook_loss=terms.get("codebook"),
-            perplexity=encoded.perplexity,
-            loss_terms=terms,
-        )
+        output = VQModelOutput.from_encoding(encoded)
         return output if return_dict else output.to_tuple()
 
     # -- offline codebooks -----------------------------------------------------------------

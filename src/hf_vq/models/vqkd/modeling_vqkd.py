@@ -217,18 +217,7 @@ class VQKDModel(PixelDecoderMixin, VQTokenizerPreTrainedModel):
                 f"the prediction; got {shape}."
             )
         reconstruction_loss = cosine_distance(prediction.float(), teacher_features.float())
-        terms = dict(encoded.loss_terms or {})
-        output = VQModelOutput(
-            loss=reconstruction_loss + encoded.quantizer_loss,
-            reconstruction=prediction,
-            indices=encoded.indices,
-            quantized=encoded.quantized,
-            reconstruction_loss=reconstruction_loss,
-            quantizer_loss=encoded.quantizer_loss,
-            commitment_loss=terms.get("commitment"),
-            perplexity=encoded.perplexity,
-            loss_terms={"reconstruction": reconstruction_loss, **terms},
-        )
+        output = VQModelOutput.from_encoding(encoded, prediction, reconstruction_loss)
         return output if return_dict else output.to_tuple()
 
 
