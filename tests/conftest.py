@@ -13,3 +13,14 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide state (e.g. mixed precision); a test that runs the engine starts and ends with
+    none (test modules use it through ``pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")``)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)

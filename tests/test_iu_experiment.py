@@ -42,13 +42,8 @@ class TinyInception(torch.nn.Module):
         return 4 * self.head(self(images))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def test_quick_experiment_runs_every_stage_and_reports_what_it_measured(tmp_path, monkeypatch):

@@ -18,13 +18,8 @@ TINY = {"image_size": 16, "num_latent_tokens": 16, "patch_size": 4, "decoder_pat
         "legacy_latent_layout": False, "zero_one_pixels": False}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def test_tokenize_train_ar_generate_and_pipeline_on_1d_tokens(tmp_path):

@@ -42,13 +42,8 @@ class TinyClassifier(torch.nn.Module):
         return self.head(self.conv(images).flatten(1))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,8 @@ from hf_vq.training import NonFiniteLossError, TrainConfig, run_training, train
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    # Accelerate keeps process-wide state (e.g. mixed precision); each run here starts afresh.
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def make_image_folder(path: Path, count: int, corrupt: bool = False, seed: int = 0) -> Path:

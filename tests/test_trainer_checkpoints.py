@@ -17,14 +17,8 @@ from test_trainer import tiny_raw
 
 from hf_vq.training import CheckpointFormatError, NonFiniteLossError, TrainConfig, build_model, run_training, train
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 class RunsACommand:

@@ -27,13 +27,8 @@ GRID = TINY_IMAGE_SIZE // TINY_PATCH_SIZE
 TINY_DECODER = {"base_channels": 32, "channel_multipliers": [1, 1, 1, 1], "num_res_blocks": 0, "z_channels": 32}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,8 @@ SHRUNK_MODEL = {"image_size": 16, "base_channels": 32, "channel_multipliers": [1
                 "attn_resolutions": [8], "codebook_size": 64, "codebook_feature_dim": 12, "codebook_dim": 4}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def _shrunk_raw(tmp_path):

@@ -14,13 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHRUNK_MODEL = {"image_size": 16, "base_channels": 32, "channel_multipliers": [1, 2], "z_channels": 32, "codebook_size": 64}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.mark.parametrize("recipe", ["vqgan-taming", "vqgan-llamagen"])

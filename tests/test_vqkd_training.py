@@ -19,14 +19,8 @@ from hf_vq.cli.main import main as cli_main
 from hf_vq.modules.teachers import FrozenTeacher
 from hf_vq.training import DistillationObjective, TrainConfig, TrainingEngine, build_model
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+# Accelerate keeps process-wide state (e.g. mixed precision): each test here starts afresh (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")
