@@ -18,10 +18,19 @@ What runs (``--quick``: the same code at small sizes, one process, a smoke test)
 * tokenizers: encode and decode images/s of LlamaGen VQ-16, taming VQGAN f16-16384 and
   TiTok-S-128, ours vs the official code on the same converted weights, fp32 and bf16 (the
   official checkouts are given by path; without one the row says "official code not given");
+* tokenizer training step (``tokenizer_training_step.py``): LlamaGen VQ-16 + LPIPS + PatchGAN, the
+  engine's step as ``hf-vq train`` runs it vs LlamaGen's ``vq_train.py`` step on the same weights,
+  batch and losses, with a check that both compute the same loss on the same batch (LPIPS on
+  random VGG weights, the same on both sides: timing only);
 * GPT training step: the engine (``hf-vq train-ar``'s loop), a plain loop on our model and
   LlamaGen's own ``Transformer`` step as ``train_c2i.py`` runs it (forward with targets,
   backward, AdamW), same sizes;
 * KV-cached AR generation tokens/s, ours vs LlamaGen's ``generate``;
+* data pipeline (``data_and_metrics.py``): images/s from a folder of JPEGs with the train
+  transform, our loader vs a plain PIL loop vs ``datasets`` + ``torchvision.transforms.v2``,
+  against the bare JPEG decode rate;
+* FID Inception features images/s, ours vs torch-fidelity (random weights, the same file for
+  both: timing only), with a check that both networks give the same features;
 * ``import hf_vq`` vs ``import torch``.
 
 Timing: each figure is the median of several runs after one warm-up, with the spread
@@ -87,6 +96,8 @@ def measure(setup, repeats: int) -> dict:
         extra["result"] = step.result
     if hasattr(step, "indices"):  # the encoder's output, to compare ours with the official one
         extra["indices"] = step.indices
+    if hasattr(step, "parts"):  # a case that reports parts of its step (the tokenizer training step)
+        extra.update(step.parts)
     return {"times": times, "extra_peak_mb": peak_rss_mb() - baseline, **extra}
 
 
@@ -223,7 +234,9 @@ def use_checkout(checkout: str) -> None:
     names = {entry.stem if entry.suffix == ".py" else entry.name for entry in Path(checkout).iterdir()}
     for module in list(sys.modules):
         top = module.split(".")[0]
-        origin = getattr(sys.modules[module], "__file__", None) or ""
+        loaded = sys.modules[module]
+        # a namespace package (LlamaGen's `tokenizer/`) has no __file__: its __path__ says where it lives
+        origin = getattr(loaded, "__file__", None) or next(iter(getattr(loaded, "__path__", None) or []), "") or ""
         if top in names and not origin.startswith(str(Path(checkout).resolve())):
             del sys.modules[module]
     if checkout in sys.path:
@@ -519,7 +532,18 @@ def case_import(p):
     return (lambda: subprocess.run(command, check=True, env=env)), {}
 
 
-CASES = {name[len("case_"):]: function for name, function in globals().items() if name.startswith("case_")}
+def all_cases() -> dict:
+    """``{kind: case function}``: this file's ``case_*`` and those of the section modules beside it."""
+    import importlib
+
+    sys.path.insert(0, str(HERE))
+    namespaces = [globals()] + [vars(importlib.import_module(name)) for name in ("data_and_metrics",
+                                                                              "tokenizer_training_step")]
+    return {name[len("case_"):]: function for namespace in namespaces for name, function in namespace.items()
+            if name.startswith("case_")}
+
+
+CASES = all_cases()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,6 +647,9 @@ def main(argv=None):
     parser.add_argument("--taming", help="path of a CompVis/taming-transformers checkout")
     parser.add_argument("--titok", help="path of a bytedance/1d-tokenizer checkout")
     parser.add_argument("--tokenizer-batch", type=int, default=8, help="tokenizer batch size at 256x256 (full runs)")
+    parser.add_argument("--train-batch", type=int, default=4, help="tokenizer training step batch size (full runs)")
+    parser.add_argument("--train-image-size", type=int, default=128,
+                        help="tokenizer training step image size (full runs; 256 in vq_train.py, minutes a step on CPU)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time the tokenizers in bfloat16 (very slow on CPUs without bf16 instructions)")
     parser.add_argument("--only", help="comma-separated sections to run (default all)")
@@ -757,6 +784,60 @@ def main(argv=None):
                             f"{versus('official code', official, ours)} |")
         lines.append("")
 
+    # -- tokenizer training step ---------------------------------------------------------------
+    if sections is None or "train_step" in sections:
+        train = ({"image_size": 32, "batch": 1, "warmup": 1, "steps": 1} if quick else
+                 {"image_size": args.train_image_size, "batch": args.train_batch, "warmup": 1, "steps": 4})
+        # one case: our engine's steps and the official ones take turns (the same load for both)
+        ours = run("tokenizer_train_step", {**train, "checkout": args.llamagen}, 1)
+        official = summary(ours.get("official") or {"error": ours.get("error", NOT_GIVEN)})
+        floor = ours["flops"] / flops_per_second if "error" not in ours else None
+
+        def part(result, name):
+            return f"{result[name]:.3g} s" if "error" not in result else "-"
+
+        over_floor = f"{ours['median'] / floor:.1f}x" if floor else "-"
+        lines += [f"## Tokenizer training step (LlamaGen VQ-16, batch {train['batch']} at "
+                  f"{train['image_size']}x{train['image_size']})", "",
+                  "One step = a generator update (L2 + LPIPS + codebook and commitment terms + hinge GAN at weight "
+                  "0.5, backward, clip at 1, Adam) and a discriminator update (PatchGAN, hinge), the GAN on from "
+                  "step 0, as `configs/imagenet256/vqgan-llamagen.yaml` (= `vq_train.py`'s defaults). hf_vq: the "
+                  "engine running `TokenizerObjective` as `hf-vq train` does (its image-folder loader with ADM's "
+                  "random crop, Accelerate, checks, logging; the final evaluation left out); official: "
+                  "`vq_train.py`'s loop body on LlamaGen's `VQ_16` + `VQLoss`, single process, no DDP, fp32, "
+                  "its `ImageFolder` loader. Same initial weights (the official ones, converted), same PatchGAN "
+                  "weights, same JPEG folder, `num_workers=0` on both sides. **LPIPS: its VGG weights cannot be "
+                  "downloaded here, so for timing only both sides get the same random VGG16 trunk (seeded) with "
+                  "the `lpips` package's linear layers, injected by the benchmark** (into LlamaGen's `LPIPS` by "
+                  "replacing its two download calls in the benchmark process). Seconds per step: median over "
+                  f"the {train['steps']} timed steps after {train['warmup']} warm-up (data loading included); "
+                  "generator / discriminator: the two updates alone. Floor: the step's FLOPs (counted by "
+                  "`torch.utils.flop_counter` on our modules, forward + backward) at the matmul rate above.", "",
+                  "| step | seconds per step | generator update | discriminator update | official / hf_vq "
+                  "| floor | x floor |", "|---|---|---|---|---|---|---|",
+                  f"| hf_vq engine (`hf-vq train`) | {fmt_seconds(ours)} | {part(ours, 'generator')} | "
+                  f"{part(ours, 'discriminator')} | 1.00x | {f'{floor:.3g} s' if floor else '-'} | {over_floor} |",
+                  f"| LlamaGen `vq_train.py` step | {fmt_seconds(official)} | {part(official, 'generator')} | "
+                  f"{part(official, 'discriminator')} | {ratio(official, ours)} | | |", ""]
+        crosscheck = ours.get("crosscheck") if "error" not in ours else None
+        if crosscheck:
+            ours_terms, their_terms = crosscheck["hf_vq"], crosscheck["official"]
+            lines += [
+                "Same loss on the same batch (the engine's first batch, the initial weights; LlamaGen's LPIPS in "
+                "eval mode like ours: `vq_train.py`'s `vq_loss.train()` also turns on LPIPS's dropout): generator "
+                f"loss hf_vq {ours_terms['generator']:.6f}, LlamaGen {their_terms['generator']:.6f} "
+                f"(difference {abs(ours_terms['generator'] - their_terms['generator']):.1e}); discriminator loss "
+                f"hf_vq {ours_terms['discriminator']:.6f}, LlamaGen {their_terms['discriminator']:.6f} (LlamaGen's "
+                "`VQLoss` multiplies the discriminator's hinge loss by `disc_weight` 0.5, hf_vq does not: ratio "
+                f"{ours_terms['discriminator'] / their_terms['discriminator']:.4f}).", ""]
+        else:
+            lines += ["Loss cross-check against LlamaGen: not run (" + (official.get("error", "") or NOT_GIVEN) + ").",
+                      ""]
+        summary_rows.append(
+            f"| Tokenizer training step, LlamaGen VQ-16 + LPIPS + PatchGAN, batch {train['batch']} at "
+            f"{train['image_size']} | hf_vq {fmt_seconds(ours)} per step ({over_floor} the FLOP floor); "
+            f"{versus('LlamaGen vq_train.py step', official, ours)} |")
+
     # -- GPT training step ---------------------------------------------------------------------
     if sections is None or "training" in sections:
         gpt = ({"vocab": 256, "tokens": 64, "hidden": 64, "layers": 2, "heads": 4, "batch": 8} if quick else
@@ -805,6 +886,95 @@ def main(argv=None):
                             f"{tokens_per_second(cached)} tokens/s; {versus('LlamaGen generate', official, cached)}; "
                             f"without the KV cache {ratio(recompute, cached)} the time |")
 
+    # -- data pipeline -------------------------------------------------------------------------
+    if sections is None or "data" in sections:
+        data = ({"images": 16, "image_size": 32, "batch": 4} if quick else {"images": 256, "image_size": 256, "batch": 16})
+        got = {impl: run("data_pipeline", {**data, "impl": impl}) for impl in ("hf_vq", "pil", "datasets_tv2", "decode")}
+
+        def images_per_second(result):
+            return result["images"] / result["median"] if "error" not in result else None
+
+        decode_rate = images_per_second(got["decode"])
+
+        def data_row(label, impl):
+            result = got[impl]
+            rate = images_per_second(result)
+            share = f"{rate / decode_rate:.0%}" if rate and decode_rate else "-"
+            peer = ratio(result, got["hf_vq"]) if impl != "decode" else "-"
+            return f"| {label} | {fmt_seconds(result)} | {f'{rate:.0f}' if rate else '-'} | {peer} | {share} |"
+
+        lines += [f"## Data pipeline ({data['images']} JPEGs -> {data['image_size']}x{data['image_size']} train crops, "
+                  f"batch {data['batch']}, one process)", "",
+                  "One pass over a folder of JPEG photographs (crops of scikit-image's photographs, 170-512 px "
+                  "squares, quality 90) with a train transform to the same output size, every loader with "
+                  "`num_workers=0`. hf_vq: `build_dataloaders` as `hf-vq train` builds it for `data.train_data_dir` "
+                  "(datasets imagefolder, random 80-100% square crop, BICUBIC, flip, per-image seeded generators); "
+                  "PIL loop: `Image.open`, the same crop with `random`, `torch.stack`; datasets + torchvision v2: "
+                  "`load_dataset('imagefolder')` + `set_transform(v2.Compose([ToImage, RandomResizedCrop(square, "
+                  "0.64-1 of the area), RandomHorizontalFlip, ToDtype, Normalize]))` + `DataLoader` (the dataset "
+                  "built before the timing). Limit: decoding the same JPEGs with PIL alone "
+                  "(`Image.open(path).convert('RGB')`).", "",
+                  "| loader | seconds per pass | images/s | peer / hf_vq | of the JPEG decode rate |",
+                  "|---|---|---|---|---|",
+                  data_row("hf_vq (`hf-vq train`'s loader)", "hf_vq"), data_row("plain PIL loop", "pil"),
+                  data_row("datasets + torchvision.transforms.v2", "datasets_tv2"),
+                  data_row("JPEG decode alone (limit)", "decode"), ""]
+        ours_rate = images_per_second(got["hf_vq"])
+        summary_rows.append(
+            f"| Data pipeline, {data['images']} JPEGs -> {data['image_size']} px train crops, one process | hf_vq "
+            f"{f'{ours_rate:.0f}' if ours_rate else '-'} images/s"
+            + (f" ({ours_rate / decode_rate:.0%} of the bare JPEG decode rate)" if ours_rate and decode_rate else "")
+            + f"; {versus('a plain PIL loop', got['pil'], got['hf_vq'])}, "
+            f"{versus('datasets + torchvision v2', got['datasets_tv2'], got['hf_vq'])} |")
+
+    # -- FID features ----------------------------------------------------------------------------
+    if sections is None or "metrics" in sections:
+        fid = ({"images": 1, "image_size": 64, "batch": 1} if quick else {"images": 32, "image_size": 256, "batch": 16})
+        fid_repeats = 1 if quick else min(repeats, 3)
+        check = run("fid_check", {"images": 1 if quick else 2, "image_size": fid["image_size"]}, 1)
+        got = {impl: run("fid_features", {**fid, "impl": impl}, fid_repeats)
+               for impl in ("hf_vq", "hf_vq_torch_fidelity", "torch_fidelity")}
+        flops_per_image = check["check"]["flops_per_image"] if "error" not in check else None
+        floor = flops_per_image * fid["images"] / flops_per_second if flops_per_image else None
+
+        def fid_row(label, impl):
+            result = got[impl]
+            rate = f"{fid['images'] / result['median']:.2f}" if "error" not in result else "-"
+            over = f"{result['median'] / floor:.1f}x" if floor and "error" not in result else "-"
+            return f"| {label} | {fmt_seconds(result)} | {rate} | {ratio(got['torch_fidelity'], result)} | {over} |"
+
+        lines += [f"## FID feature extraction ({fid['images']} image{'s' if fid['images'] > 1 else ''} of "
+                  f"{fid['image_size']}x{fid['image_size']}, "
+                  f"batch {fid['batch']})", "",
+                  "2048-d pool3 features of the same photographs (uint8; ours get them as floats in [0, 1], as the "
+                  "evaluation feeds them). hf_vq: `load_fid_inception` (the pytorch-fid port: torch's bilinear "
+                  "resize to 299) and `load_torch_fidelity_inception` (our torch-fidelity protocol: uint8 rounding "
+                  "+ the package's network); torch-fidelity: `FeatureExtractorInceptionV3('inception-v3-compat', "
+                  "['2048'])` on the uint8 images. **The Inception weights cannot be downloaded here: for timing "
+                  "only, one file of random weights (seeded, He-initialised convolutions) in the layout both read "
+                  "is given to both** (`feature_extractor_weights_path` / `weights_path`). Floor: the network's "
+                  + (f"{flops_per_image / 1e9:.1f} GFLOP per image" if flops_per_image else "FLOPs")
+                  + " (`torch.utils.flop_counter`) at the matmul rate above.", "",
+                  "| extractor | seconds | images/s | torch-fidelity / this | x floor |", "|---|---|---|---|---|",
+                  fid_row("hf_vq, pytorch-fid port (`load_fid_inception`)", "hf_vq"),
+                  fid_row("hf_vq, torch-fidelity protocol", "hf_vq_torch_fidelity"),
+                  fid_row("torch-fidelity package", "torch_fidelity"), ""]
+        if "error" not in check:
+            values = check["check"]
+            lines += [f"Same features? With the same weights, at 299x299 (both resizes are the identity) and inputs "
+                      f"matched for the normalisation (ours x = u / 256, so 2x - 1 = (u - 128) / 128), our pytorch-fid "
+                      f"port and torch-fidelity's network differ by at most {values['pytorch_fid_port_at_299']:.1e} "
+                      f"(features of mean magnitude {values['feature_scale']:.2f}): the same network. At "
+                      f"{fid['image_size']} px the two resizes differ (torch's bilinear vs TensorFlow 1's) and so do "
+                      f"the features (max {values['pytorch_fid_port_at_256']:.1e}); our torch-fidelity protocol "
+                      f"gives the package's features (max difference {values['torch_fidelity_protocol']:.1e}).", ""]
+        summary_rows.append(
+            f"| FID Inception features, {fid['images']} image{'s' if fid['images'] > 1 else ''} at {fid['image_size']} px "
+            "| hf_vq "
+            + (f"{fid['images'] / got['hf_vq']['median']:.2f} images/s" if "error" not in got["hf_vq"] else "-")
+            + f" ({fid_row('', 'hf_vq').split('|')[-2].strip()} the FLOP floor); "
+            f"{versus('torch-fidelity', got['torch_fidelity'], got['hf_vq'])} |")
+
     # -- import time ---------------------------------------------------------------------------
     if sections is None or "import" in sections:
         import_repeats = 2 if quick else 3
@@ -816,7 +986,8 @@ def main(argv=None):
         summary_rows.append(f"| `import hf_vq` (fresh interpreter) | {fmt_seconds(hf)}; `import torch` "
                             f"{fmt_seconds(torch_import)} |")
 
-    all_sections = ("search", "quantizers", "tokenizers", "training", "generation", "import")
+    all_sections = ("search", "quantizers", "tokenizers", "train_step", "training", "generation", "data", "metrics",
+                    "import")
     skipped = [name for name in all_sections if sections is not None and name not in sections]
     lines += ["## Not measured here", "",
               *([f"- Sections not run in this run (`--only {args.only}`): {', '.join(skipped)}."] if skipped else []),
@@ -825,10 +996,9 @@ def main(argv=None):
                   "- Tokenizers in bfloat16 (`--bf16`): this CPU has no bf16 instructions; in a trial at batch 1, "
                   "32x32 every bf16 encode/decode, ours and official alike, took 10-40x its fp32 time (TiTok's official "
                   "code refuses bf16 weights: it computes some products in float32)."]),
-              "- Tokenizer training step against LlamaGen's `vq_train.py`: its LPIPS needs VGG weights that cannot "
-              "be downloaded here.",
-              "- Data pipeline (our loader vs a PIL loop vs datasets + torchvision v2) and FID feature extraction vs "
-              "torch-fidelity (needs the Inception weights, not available offline).", ""]
+              "- LPIPS and FID with their real weights (VGG16, Inception; not downloadable here): the tokenizer "
+              "training step and the FID extraction ran on random weights of the same networks, which costs the "
+              "same time but says nothing about the values.", ""]
     lines += ["## Summary", "", SUMMARY_START, "| benchmark | result |", "|---|---|", *summary_rows, SUMMARY_END, ""]
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ report into a temporary directory without touching the committed one."""
 import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,23 @@ def test_quick_run_writes_a_results_report(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     text = (tmp_path / "RESULTS.md").read_text()
     for heading in ("## Machine", "## Nearest-code search", "## Other quantizers", "## Tokenizers",
-                    "## GPT training step", "## AR generation", "## Import time", "## Not measured here", "## Summary"):
+                    "## Tokenizer training step", "## GPT training step", "## AR generation", "## Data pipeline",
+                    "## FID feature extraction", "## Import time", "## Not measured here", "## Summary"):
         assert heading in text
     assert "mode: quick" in text and "GPU figures were not measured" in text
-    assert text.count("official code not given") >= 3 + 1 + 1  # each tokenizer op, train_c2i, generate
+    assert text.count("official code not given") >= 3 + 1 + 1 + 1  # each tokenizer op, vq_train, train_c2i, generate
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ")}
+    # the engine's tokenizer step was timed, with its generator / discriminator parts and its FLOP floor
+    assert " s (" in rows["hf_vq engine (`hf-vq train`)"][0] and rows["hf_vq engine (`hf-vq train`)"][-1].endswith("x")
+    for loader in ("hf_vq (`hf-vq train`'s loader)", "plain PIL loop", "datasets + torchvision.transforms.v2",
+                   "JPEG decode alone (limit)"):
+        assert float(rows[loader][1]) > 0  # images/s
+    for extractor in ("hf_vq, pytorch-fid port (`load_fid_inception`)", "torch-fidelity package"):
+        assert " s (" in rows[extractor][0]
+    # our FID Inception computes torch-fidelity's features (same random weights, inputs matched at 299 px)
+    same = re.search(r"torch-fidelity's network differ by at most ([0-9.e+-]+)", text)
+    assert same and float(same.group(1)) < 1e-4
     # every hf_vq search row timed and its indices checked against float64 (0 not nearest)
     search_rows = [line for line in text.splitlines() if line.startswith("| 2,048 x") or line.startswith("| 1,024 x")]
     assert len(search_rows) == 4 and all(" s (" in row.split("|")[3] for row in search_rows)
