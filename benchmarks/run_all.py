@@ -647,9 +647,9 @@ def main(argv=None):
     parser.add_argument("--taming", help="path of a CompVis/taming-transformers checkout")
     parser.add_argument("--titok", help="path of a bytedance/1d-tokenizer checkout")
     parser.add_argument("--tokenizer-batch", type=int, default=8, help="tokenizer batch size at 256x256 (full runs)")
-    parser.add_argument("--train-batch", type=int, default=4, help="tokenizer training step batch size (full runs)")
-    parser.add_argument("--train-image-size", type=int, default=128,
-                        help="tokenizer training step image size (full runs; 256 in vq_train.py, minutes a step on CPU)")
+    parser.add_argument("--train-batch", type=int, default=2, help="tokenizer training step batch size (full runs)")
+    parser.add_argument("--train-image-size", type=int, default=64,
+                        help="tokenizer training step image size (full runs; 256 in vq_train.py: minutes a step on a CPU)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time the tokenizers in bfloat16 (very slow on CPUs without bf16 instructions)")
     parser.add_argument("--only", help="comma-separated sections to run (default all)")
@@ -787,7 +787,7 @@ def main(argv=None):
     # -- tokenizer training step ---------------------------------------------------------------
     if sections is None or "train_step" in sections:
         train = ({"image_size": 32, "batch": 1, "warmup": 1, "steps": 1} if quick else
-                 {"image_size": args.train_image_size, "batch": args.train_batch, "warmup": 1, "steps": 4})
+                 {"image_size": args.train_image_size, "batch": args.train_batch, "warmup": 1, "steps": 3})
         # one case: our engine's steps and the official ones take turns (the same load for both)
         ours = run("tokenizer_train_step", {**train, "checkout": args.llamagen}, 1)
         official = summary(ours.get("official") or {"error": ours.get("error", NOT_GIVEN)})
@@ -929,7 +929,7 @@ def main(argv=None):
 
     # -- FID features ----------------------------------------------------------------------------
     if sections is None or "metrics" in sections:
-        fid = ({"images": 1, "image_size": 64, "batch": 1} if quick else {"images": 32, "image_size": 256, "batch": 16})
+        fid = ({"images": 1, "image_size": 64, "batch": 1} if quick else {"images": 16, "image_size": 256, "batch": 8})
         fid_repeats = 1 if quick else min(repeats, 3)
         check = run("fid_check", {"images": 1 if quick else 2, "image_size": fid["image_size"]}, 1)
         got = {impl: run("fid_features", {**fid, "impl": impl}, fid_repeats)
