@@ -6,7 +6,8 @@ same batch size and the same losses (``configs/imagenet256/vqgan-llamagen.yaml``
 ``vq_train.py`` defaults: L2 + LPIPS + codebook/commitment + hinge GAN with weight 0.5, Adam
 betas (0.9, 0.95), gradient clipping at 1), reading the same folder of JPEGs with one
 single-process loader each. The GAN starts at step 0 on both sides so every timed step has a
-generator and a discriminator update.
+generator and a discriminator update. The two sides take turns, one step each, in one process:
+both see the same machine load.
 
 - hf_vq: :class:`hf_vq.training.TrainingEngine` running :class:`TokenizerObjective`, as
   ``hf-vq train CONFIG`` does (its loader, Accelerate, the finite checks, the schedulers,
