@@ -912,7 +912,8 @@ def main(argv=None):
                   "PIL loop: `Image.open`, the same crop with `random`, `torch.stack`; datasets + torchvision v2: "
                   "`load_dataset('imagefolder')` + `set_transform(v2.Compose([ToImage, RandomResizedCrop(square, "
                   "0.64-1 of the area), RandomHorizontalFlip, ToDtype, Normalize]))` + `DataLoader` (the dataset "
-                  "built before the timing). Limit: decoding the same JPEGs with PIL alone "
+                  "built before the timing; it resizes with torch's antialiased bilinear on tensors where hf_vq and "
+                  "the PIL loop use PIL's BICUBIC, the ADM protocol's filter: not the same pixels). Limit: decoding the same JPEGs with PIL alone "
                   "(`Image.open(path).convert('RGB')`).", "",
                   "| loader | seconds per pass | images/s | peer / hf_vq | of the JPEG decode rate |",
                   "|---|---|---|---|---|",
