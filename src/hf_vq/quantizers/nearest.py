@@ -88,7 +88,7 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
                               device=left.device)
     scores = torch.empty(tile_codes, tile_rows, dtype=left.dtype, device=left.device)
     left_t = left.t().contiguous()  # (D, N): a block of rows is a (D, rows) view, the mm's right operand
-    grouped_codes = codes.view(-1, group, codes.shape[1])
+    grouped_codes_t = codes.view(-1, group, codes.shape[1]).transpose(1, 2).contiguous()  # (groups, D, group)
     out = torch.empty(num_rows, dtype=torch.long, device=left.device)
     for start in range(0, num_rows, tile_rows):
         count = min(tile_rows, num_rows - start)
@@ -104,9 +104,9 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
         best_tile = torch.min(torch.amin(minima, dim=1), dim=0).indices
         rows = torch.arange(count, device=left.device)
         best_group = best_tile * groups_per_tile + torch.min(minima[best_tile, :, rows], dim=1).indices
-        # that group's scores again (group x D products per row), so no tile is kept or read back
+        # that group's scores again (a (1 x D) @ (D x group) product per row), so no tile is kept or read back
         block = left[start : start + count]
-        group_scores = (grouped_codes.index_select(0, best_group) * block[:, None, :]).sum(2)
+        group_scores = torch.bmm(block[:, None, :], grouped_codes_t.index_select(0, best_group))[:, 0]
         out[start : start + count] = best_group * group + torch.min(group_scores, dim=1).indices
     return out.clamp_(max=num_codes - 1)
 
