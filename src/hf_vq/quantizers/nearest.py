@@ -21,10 +21,12 @@ first index of the minimum score, as a plain ``argmin`` over all codes would giv
 scores are recomputed with a different summation order than the matmul's, so two codes whose
 float32 scores differ only by rounding may resolve either way: "up to ties".)
 
-Where the time goes (16,384 x 16,384 codes x dim 8, one thread): mostly the matmul itself. Its
+Where the time goes (dim 8, one thread, 16,384 or 100,000 codes): mostly the matmul itself. Its
 inner dimension is only ``d + 1 = 9``, so each output float costs 18 FLOPs and must be stored;
-BLAS runs such a skinny product at roughly half the FLOP/s of a large square matmul, which puts
-the search at about 2-3x the ``2 N K (d + 1)`` FLOPs floor (see benchmarks/RESULTS.md).
+BLAS ran such a skinny product at 50-60% of the FLOP/s of a large square matmul, i.e. at
+1.7-2.1x the ``2 N K (d + 1)`` FLOPs floor by itself, and the one ``amin`` pass over the scores
+adds most of the rest: the whole search measured 2.7-3.3x the floor (the previous vectors x
+codes tiles with a per-tile index search: 4.0-4.8x). ``benchmarks/run_all.py`` measures both.
 """
 
 import torch
