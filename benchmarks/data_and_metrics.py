@@ -23,8 +23,10 @@ is written to a temporary folder and given to both.
 """
 
 import random
+import shutil
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -116,6 +118,7 @@ def case_data_pipeline(p):
                     image.convert("RGB")
     else:
         raise ValueError(impl)
+    weakref.finalize(step, shutil.rmtree, root, True)  # the folder goes with the step (or at exit)
     return step, {"images": num_batches * batch}
 
 
@@ -175,8 +178,8 @@ def case_fid_features(p):
     """Features of ``images`` uint8 images in batches of ``batch`` with one extractor (``impl``)."""
     import torch
 
-    weights = random_inception_weights(Path(tempfile.mkdtemp(prefix="hf_vq_inception_")) / "inception.pth")
-    extractor = _extractors(weights)[p["impl"]]
+    with tempfile.TemporaryDirectory(prefix="hf_vq_inception_") as scratch:  # the networks keep the weights
+        extractor = _extractors(random_inception_weights(Path(scratch) / "inception.pth"))[p["impl"]]
     images = _uint8_photos(p["images"], p["image_size"])
     torch_fidelity = p["impl"] == "torch_fidelity"
 
@@ -197,8 +200,8 @@ def case_fid_check(p):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    weights = random_inception_weights(Path(tempfile.mkdtemp(prefix="hf_vq_inception_")) / "inception.pth")
-    extractors = _extractors(weights)
+    with tempfile.TemporaryDirectory(prefix="hf_vq_inception_") as scratch:
+        extractors = _extractors(random_inception_weights(Path(scratch) / "inception.pth"))
     package = extractors["torch_fidelity"]
     check = {}
     with torch.no_grad():

@@ -32,11 +32,13 @@ runs LlamaGen's LPIPS in eval mode; the timed official step keeps ``vq_train.py`
 """
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 import types
+import weakref
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -278,6 +280,7 @@ def case_tokenizer_train_step(p):
             step.parts["crosscheck"] = {"hf_vq": parts["first_terms"],
                                         "official": _official_losses(official, initial, parts["first_batch"])}
 
+    weakref.finalize(step, shutil.rmtree, workdir, True)  # the images and the run folder go with the step
     return step, {"warmup": 0, "flops": _step_flops(p, lpips_state) * p["batch"]}
 
 
