@@ -861,9 +861,9 @@ def main(argv=None):
                 "eval mode like ours: `vq_train.py`'s `vq_loss.train()` also turns on LPIPS's dropout): generator "
                 f"loss hf_vq {ours_terms['generator']:.6f}, LlamaGen {their_terms['generator']:.6f} "
                 f"(difference {abs(ours_terms['generator'] - their_terms['generator']):.1e}); discriminator loss "
-                f"hf_vq {ours_terms['discriminator']:.6f}, LlamaGen {their_terms['discriminator']:.6f} (LlamaGen's "
-                "`VQLoss` multiplies the discriminator's hinge loss by `disc_weight` 0.5, hf_vq does not: ratio "
-                f"{ours_terms['discriminator'] / their_terms['discriminator']:.4f}).", ""]
+                f"hf_vq {ours_terms['discriminator']:.6f}, LlamaGen {their_terms['discriminator']:.6f} "
+                f"(difference {abs(ours_terms['discriminator'] - their_terms['discriminator']):.1e}; both scale the "
+                "hinge loss by 0.5, `loss.discriminator_loss_weight` in our config).", ""]
         else:
             lines += ["Loss cross-check against LlamaGen: not run (" + (official.get("error", "") or NOT_GIVEN) + ").",
                       ""]

@@ -95,6 +95,25 @@ def test_gan_lpips_run_with_ema_accumulation_and_tensorboard(tmp_path):
     assert images, "reconstruction grids were not logged"
 
 
+def test_discriminator_loss_weight_scales_only_the_discriminators_loss(tmp_path):
+    # LlamaGen's VQLoss multiplies the discriminator's hinge loss by disc_weight; taming does not. At the
+    # first discriminator step both runs are identical up to that factor (the discriminator is not updated yet).
+    def first_discriminator_step(weight):
+        raw = tiny_raw(tmp_path / str(weight), loss={"disc_weight": 0.5, "adaptive_disc_weight": False, "disc_start": 1,
+                                                     "disc_layers": 2, "disc_channels": 8,
+                                                     "discriminator_loss_weight": weight},
+                       training={"max_steps": 2})
+        return run_training(TrainConfig.from_dict(raw)).history[1]
+
+    plain, scaled = first_discriminator_step(1.0), first_discriminator_step(0.5)
+    assert scaled["generator_adversarial"] == pytest.approx(plain["generator_adversarial"], rel=1e-6)
+    assert scaled["discriminator"] == pytest.approx(0.5 * plain["discriminator"], rel=1e-6)
+    # hinge: mean(relu(1 - real)) + mean(relu(1 + fake)), halved; with logits near 0 it is near 1
+    assert 0.5 < plain["discriminator"] < 2.0
+    with pytest.raises(ValueError, match="discriminator_loss_weight"):
+        TrainConfig.from_dict(tiny_raw(tmp_path, loss={"discriminator_loss_weight": -1.0}))
+
+
 def test_image_folder_with_a_corrupt_file_is_skipped_and_counted(tmp_path):
     train_dir = make_image_folder(tmp_path / "train", 40, corrupt=True)
     eval_dir = make_image_folder(tmp_path / "eval", 8, seed=1)

@@ -237,6 +237,8 @@ class LossConfig(_Section):
     disc_start: the step at which the discriminator and the GAN term start.
     discriminator: "patchgan" (``disc_layers``, BatchNorm) or "stylegan".
     disc_loss: "hinge" or "non_saturating".
+    discriminator_loss_weight: multiplies the discriminator's own loss (1; LlamaGen's ``VQLoss`` scales it
+        by its ``disc_weight``, 0.5 in ``vq_train.py``, which matters under gradient clipping).
     lecam_weight: LeCam regularisation of the discriminator (0 = off; TiTok uses 0.001).
     objective: what the run minimises (``hf-vq train`` picks the objective from it):
         "reconstruction" (default: the terms above), "proxy_codes" (TiTok stage 1: cross-entropy
@@ -261,6 +263,7 @@ class LossConfig(_Section):
     discriminator: typing.Literal["patchgan", "stylegan"] = "patchgan"
     disc_layers: int = 3
     disc_channels: int = 64
+    discriminator_loss_weight: float = 1.0
     lecam_weight: float = 0.0
     lecam_decay: float = 0.999
     objective: typing.Literal["reconstruction", "proxy_codes", "decoder_finetune"] = "reconstruction"
@@ -271,7 +274,7 @@ class LossConfig(_Section):
     def check(self):
         self._positive("reconstruction_weight", "lpips_weight", "disc_weight", "disc_start", "lecam_weight",
                        "quantizer_weight", "convnext_weight", allow_zero=True)
-        self._positive("disc_layers", "disc_channels")
+        self._positive("disc_layers", "disc_channels", "discriminator_loss_weight")
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
         _check((self.objective == "proxy_codes") == (self.proxy_tokenizer is not None), "loss.proxy_tokenizer",
                "set exactly when loss.objective is proxy_codes (the frozen tokenizer whose codes stage 1 predicts)",

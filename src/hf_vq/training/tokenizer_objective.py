@@ -216,7 +216,7 @@ class TokenizerObjective(Objective):
         if self.gan_active(step):
             logits_real = self.discriminator(pixel_values.detach()).float()
             logits_fake = self.discriminator(reconstruction.detach()).float()
-            d_loss = discriminator_loss(cfg.disc_loss, logits_real, logits_fake)
+            d_loss = cfg.discriminator_loss_weight * discriminator_loss(cfg.disc_loss, logits_real, logits_fake)
             d_terms = {"discriminator": d_loss, "logits_real": logits_real.mean().detach(),
                        "logits_fake": logits_fake.mean().detach()}
             if self.lecam is not None:
