@@ -1,19 +1,31 @@
 """The IU-tokenizer experiment end to end: tokenizers -> tokens -> class-conditional GPT -> samples -> one table.
 
-    python examples/iu_experiment.py --quick                                   # embedded data, CPU, minutes
+    python examples/iu_experiment.py --quick                                   # embedded data, CPU (timing below)
     python examples/iu_experiment.py --quick --tokenizers vqgan,outputs/demo-vqvae
     python examples/iu_experiment.py --data ILSVRC/imagenet-1k --codebook codebooks/clip-l14-imagenet-100k.safetensors \
         --fid-reference imagenet-val-256.npz                                   # full scale (GPUs; days)
+    python examples/iu_experiment.py --data ILSVRC/imagenet-1k --tokenizers vqkd_clip,cluster_clip \
+        --teacher /models/clip-vit-base-patch16                                # offline: the teacher from a folder
 
-For every tokenizer of ``--tokenizers`` (comma-separated; default ``vqgan,fsq,cvq,vqgan_lc``):
+For every tokenizer of ``--tokenizers`` (comma-separated; default ``vqgan,fsq,cvq,vqgan_lc,vqkd_clip,cluster_clip``):
 
 1. **tokenizer**: a recipe name (``vqgan`` = ``configs/iu/vqgan_8192.yaml``, ``fsq`` = ``configs/iu/fsq_8000.yaml``,
-   ``cvq`` = ``configs/iu/cvq_8192.yaml``, ``vqgan_lc`` = ``configs/imagenet256/vqgan-lc.yaml``), any training
-   YAML, or a saved model folder (loaded, not trained: e.g. a converted checkpoint). Training ends with the
-   evaluation on held-out images: codebook usage, PSNR and rFID (``metrics.json``); a loaded model is
-   evaluated the same way. VQGAN-LC needs its frozen codebook: ``--codebook FILE`` (``hf-vq build-codebook``);
-   with ``--quick`` and no file, the example builds a small one with ``build_codebook`` from a *random* tiny
-   CLIP (a stand-in that only exercises the stage: its codes carry no semantics, and the table says so).
+   ``cvq`` = ``configs/iu/cvq_8192.yaml``, ``vqgan_lc`` = ``configs/imagenet256/vqgan-lc.yaml``; the semantic
+   tokenizers ``vqkd_clip``, ``vqkd_dino``, ``cluster_clip`` = ``configs/iu/<name>.yaml`` then
+   ``configs/iu/<name>-pixel-decoder.yaml``), any training YAML, or a saved model folder (loaded, not trained:
+   e.g. a converted checkpoint). Training ends with the evaluation on held-out images: codebook usage, PSNR
+   and rFID (``metrics.json``); a loaded model is evaluated the same way. VQGAN-LC needs its frozen codebook:
+   ``--codebook FILE`` (``hf-vq build-codebook``).
+   A semantic tokenizer (VQ-KD, Cluster) is trained in two stages: stage 1 (``<run>/stage1``) learns its codes
+   from the frozen teacher its config names; stage 2 (``<run>/tokenizer``) trains a pixel decoder behind the
+   frozen stage 1 (``model.stage1_from``), and that model is the tokenizer of the next steps. A stage-1 YAML of
+   one's own is followed by the ``<name>-pixel-decoder.yaml`` next to it. ``--teacher PATH`` (every semantic
+   tokenizer) or ``--teacher vqkd_clip=PATH`` (one) replaces the teacher the config names (a Hub id or a local
+   folder). With ``--quick`` no hub is reachable: the example saves a *random* tiny CLIP in
+   ``--output-dir/random-clip-stand-in`` and passes it explicitly as the teacher of VQ-KD and Cluster (unless
+   ``--teacher`` is given) and to ``build_codebook`` for VQGAN-LC's codebook (unless ``--codebook`` is given).
+   It only exercises the stages: those codes carry no semantics, and the table marks those rows "random
+   stand-in teacher". The library itself never substitutes a teacher.
 2. **tokens**: the dataset encoded with ``hf_vq.data.token_datasets.tokenize_dataset`` (``hf-vq tokenize``).
 3. **GPT**: ``hf_vq.training.train_ar`` (``hf-vq train-ar``) with ``--ar-config`` (``configs/ar/gpt-b.yaml``;
    ``configs/ar/tiny.yaml`` with ``--quick``) on those tokens.
@@ -22,13 +34,14 @@ For every tokenizer of ``--tokenizers`` (comma-separated; default ``vqgan,fsq,cv
    images, computed here) and the Inception Score.
 
 Written to ``--output-dir`` (default ``outputs/iu_experiment``): one folder per tokenizer (``tokenizer/``,
-``tokens/``, ``gpt/``, ``samples/``), ``iu_table.md`` (one row per tokenizer: usage, PSNR, rFID, gFID, IS),
-``iu_results.json`` and ``iu_plot.png``. rFID, gFID and IS need the FID Inception weights
-(``pt_inception-2015-12-05-6726825d.pth`` in torch's hub cache, or ``--fid-weights``); without them the
-cells read "n/a (weights missing: PATH)". ``--quick`` shrinks every model (16 px images, a 2-level
-backbone, small codebooks, a tiny GPT, LPIPS off) and trains a few hundred steps: a smoke-scale run
-whose numbers are not the paper's. The paper (arXiv 2411.04406) reports gFID 15.78 for VQGAN and 4.10
-for VQ-KD (CLIP) with a 24-layer GPT; VQGAN-LC reports 99.9% usage of 100,000 codes.
+``stage1/`` for the semantic ones, ``tokens/``, ``gpt/``, ``samples/``), ``iu_table.md`` (one row per tokenizer:
+usage, PSNR, rFID, gFID, IS, steps), ``iu_results.json`` (also each row's wall time) and ``iu_plot.png``. rFID,
+gFID and IS need the FID Inception weights (``pt_inception-2015-12-05-6726825d.pth`` in torch's hub cache, or
+``--fid-weights``); without them the cells read "n/a (weights missing: PATH)". ``--quick`` shrinks every model
+(16 px images, 8 x 8 tokens, a 2-level backbone or a 2-layer ViT, small codebooks, a tiny GPT, LPIPS off) and
+trains a few hundred steps: a smoke-scale run whose numbers are not the paper's. TIMING_PLACEHOLDER
+The paper (arXiv 2411.04406) reports gFID 15.78 for VQGAN and 4.10 for VQ-KD (CLIP) with a 24-layer GPT;
+VQGAN-LC reports 99.9% usage of 100,000 codes.
 """
 
 import argparse
@@ -515,10 +528,13 @@ def main(argv=None, *, fid_feature_extractor=None, inception_classifier=None) ->
     output_dir.mkdir(parents=True, exist_ok=True)
     extractor, classifier, missing = load_networks(args, fid_feature_extractor, inception_classifier)
     results, reference_cache = {}, {}
-    specs = [resolve_tokenizer(spec) for spec in args.tokenizers.split(",") if spec.strip()]
-    unknown = sorted(set(args.teachers) - {None} - {name for name, *_ in specs})
-    if unknown:
-        raise ValueError(f"--teacher names {unknown}, which are not in --tokenizers ({[name for name, *_ in specs]}).")
+    specs = [resolve_tokenizer(spec.strip()) for spec in args.tokenizers.split(",") if spec.strip()]
+    semantic = [name for name, config_paths, _ in specs if len(config_paths) == 2]  # the ones with a teacher
+    unused = sorted(set(args.teachers) - set(semantic), key=str)
+    if unused:
+        which = "--teacher PATH" if unused == [None] else f"--teacher {[n for n in unused if n]}=PATH"
+        raise ValueError(f"{which} would be unused: the semantic tokenizers trained here (the ones with a teacher) "
+                         f"are {semantic}.")
     if args.quick:
         stand_in_teacher(output_dir)  # used where no --teacher / --codebook is given; the table says so
     for name, config_paths, model_dir in specs:
