@@ -79,8 +79,10 @@ QUICK_BACKBONE = {"image_size": 16, "base_channels": 32, "channel_multipliers": 
 QUICK_CODEBOOK = {"vqgan": {"codebook_size": 512}, "vqgan_cvq": {"codebook_size": 512},
                   "vqgan_fsq": {"levels": [8, 5, 5, 5]}, "vqgan_lc": {}}
 QUICK_LC_CODES_PER_CLASS = 16
-QUICK_STEPS = 300  # tokenizer (and stage-2 pixel decoder) steps; the GAN starts halfway
-QUICK_STAGE1_STEPS = 150  # semantic stage 1 (VQ-KD distillation, Cluster's online clustering): no decoder, no GAN
+# --quick steps, sized so that the whole default list runs in minutes on a CPU (timing in the module docstring).
+QUICK_STEPS = 200  # tokenizer (and stage-2 pixel decoder) steps; the GAN starts halfway
+QUICK_STAGE1_STEPS = 100  # semantic stage 1 (VQ-KD distillation, Cluster's online clustering): no decoder, no GAN
+QUICK_GPT_STEPS = 150  # configs/ar/tiny.yaml's GPT (its own 400 steps were three quarters of a row's time)
 # --quick VQ-KD: a 2-layer ViT (the codes' grid is the teacher's patch grid, its features the target).
 QUICK_VQKD = {"encoder_hidden_size": 32, "encoder_num_layers": 2, "encoder_num_heads": 4, "decoder_hidden_size": 32,
               "decoder_num_layers": 1, "decoder_num_heads": 4, "codebook_size": 512, "codebook_dim": 8}
@@ -408,6 +410,8 @@ def train_gpt(tokenizer_dir: Path, tokens_dir: Path, run_dir: Path, args):
         overrides += ["--training.resume_from", "latest"]  # relaunching a preempted full run continues it
     if args.ar_steps is not None:
         overrides += ["--training.max_steps", str(args.ar_steps), "--training.warmup_steps", "0"]
+    elif args.quick and args.ar_config is None:
+        overrides += ["--training.max_steps", str(QUICK_GPT_STEPS), "--training.warmup_steps", "10"]
     return train_ar(load_ar_config(path, overrides))
 
 
