@@ -10,6 +10,7 @@ crop from a generator seeded by (seed, epoch, index). The same run therefore see
 crops whatever the number of DataLoader workers, and after a resume.
 """
 
+import functools
 import io
 import logging
 import warnings
@@ -188,7 +189,10 @@ def load_image_dataset(
     return loaded.cast_column(image_column, datasets.Image(decode=False))
 
 
+@functools.lru_cache(maxsize=2)
 def _embedded(split: str):
+    """The embedded split, built once per process (cropping and PNG-encoding 2,048 images takes seconds; every
+    training run reads it). Callers get ``cast_column``'s new dataset, so nothing they do reaches this one."""
     from .embedded import load_embedded_dataset
 
     return load_embedded_dataset(split)
