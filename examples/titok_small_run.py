@@ -3,8 +3,8 @@
     python examples/titok_small_run.py            # about 15 minutes on a 2-core CPU; writes docs/titok_small_run.{png,json,md}
     python examples/titok_small_run.py --quick    # seconds: the same pipeline at toy size (what CI runs)
 
-Both variants are the same shrunk TiTok (64 px images, 8 px patches: an 8 x 8 grid of decoder cells, as
-the 256 px models' 16 x 16; 16 tokens of a 1024-code codebook, ViT width 64) trained with the same data,
+Both variants are the same shrunk TiTok (64 px images, 16 px patches: a 4 x 4 grid of decoder cells of
+16 px, the cell size of the 256 px models; 16 tokens of a 1024-code codebook, ViT width 64) trained with the same data,
 steps, seeds and optimiser (AdamW 1e-3, cosine, L2 reconstruction loss) on the hf_vq engine
 (``hf_vq.training.run_training``), each with two fixed seeds (0 and 1, every seed reported). They differ
 where the benchmark's ``configs/imagenet256/vqgan-titok.yaml`` differs from the official single-stage
@@ -24,8 +24,9 @@ measure ``periodic_energy_ratio`` (defined in ``cell_periodic_component``: the e
 reconstruction paints identically into every decoder cell, over the same energy of the input; >1 means
 the reconstruction adds a pattern repeated at the cell period, the benchmark page's artifact) and
 ``periodic_fraction`` (the share of a reconstruction's in-cell detail that is the same in every cell). Outputs:
-a grid (rows: held-out crops, benchmark setting, ours; seed 0), the metrics as JSON and a markdown
-table. LPIPS, the ConvNeXt perceptual term and the GAN are left out: their pretrained weights are not
+a grid (rows: held-out crops, benchmark setting, ours, then both again with their detail amplified
+ten times around each image's mean colour; seed 0), the metrics as JSON and a markdown table. LPIPS,
+the ConvNeXt perceptual term and the GAN are left out: their pretrained weights are not
 downloadable here. What a run this small shows is stated in the README; it is not ImageNet.
 """
 
@@ -52,6 +53,7 @@ TRAIN_SOURCES = (
 )
 HELD_OUT_SOURCES = (("skimage", "chelsea"), ("sklearn", "flower.jpg"), ("skimage", "camera"))
 IMAGE_SIZE = 64
+DETAIL_GAIN = 10  # contrast gain of the grid's last rows
 
 
 # -- the repeated-pattern measure ------------------------------------------------------------
@@ -93,6 +95,13 @@ def periodic_energy_ratio(originals: torch.Tensor, reconstructions: torch.Tensor
     inputs' periodic content; well above 1 when they add a pattern repeated in every cell (tiling);
     below 1 when they smooth it away (a flat output scores 0)."""
     return float(periodic_energy(reconstructions, cell).sum() / periodic_energy(originals, cell).sum().clamp_min(1e-12))
+
+
+def amplified_detail(images: torch.Tensor, gain: float = DETAIL_GAIN) -> torch.Tensor:
+    """Each image's mean colour plus ``gain`` times its deviation from it, clamped: shows faint structure
+    (a pattern repeated in every cell) that a near-flat reconstruction hides."""
+    mean = images.mean(dim=(2, 3), keepdim=True)
+    return (mean + gain * (images - mean)).clamp(-1, 1)
 
 
 def token_diversity(indices: torch.Tensor) -> dict:
@@ -149,8 +158,8 @@ def to_batch(images) -> torch.Tensor:
 # -- the two variants -----------------------------------------------------------------------
 def model_section(variant: str, quick: bool) -> dict:
     shared = {
-        "model_type": "titok", "image_size": IMAGE_SIZE, "num_latent_tokens": 16, "patch_size": 8,
-        "decoder_patch_size": 8, "encoder_hidden_size": 32 if quick else 64, "encoder_num_layers": 1 if quick else 2,
+        "model_type": "titok", "image_size": IMAGE_SIZE, "num_latent_tokens": 16, "patch_size": 16,
+        "decoder_patch_size": 16, "encoder_hidden_size": 32 if quick else 64, "encoder_num_layers": 1 if quick else 2,
         "encoder_num_heads": 4, "decoder_hidden_size": 32 if quick else 64, "decoder_num_heads": 4,
         "codebook_size": 1024, "decoder_type": "pixel", "legacy_latent_layout": False, "zero_one_pixels": False,
         "reconstruction_loss": "mse",
@@ -223,11 +232,11 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="toy size and a few steps (seconds; what CI runs)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per variant and seed (default 600; --quick 3)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per variant and seed (default 1500; --quick 3)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where the grid, metrics and table go (default docs/; --quick: a temporary folder)")
     args = parser.parse_args(argv)
-    steps = args.steps or (3 if args.quick else 600)
+    steps = args.steps or (3 if args.quick else 1500)
     seeds = SEEDS[:1] if args.quick else SEEDS
     output_dir = args.output_dir or (Path(tempfile.mkdtemp(prefix="titok_small_run_")) if args.quick else REPO / "docs")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -239,15 +248,16 @@ def main(argv=None) -> dict:
         held_out_images = random_crops(HELD_OUT_SOURCES, num_held_out, seed=1)
         write_images(held_out_images, data_dir / "held_out")
         held_out = to_batch(held_out_images)
-        rows, grids = {}, [held_out[:8]]
+        rows, shown = {}, []
         for variant in VARIANTS:
             for seed in seeds:
                 result = train_variant(variant, seed, data_dir, data_dir / "runs", steps, args.quick)
                 rows[f"{variant}, seed {seed}"], reconstructions = measure(result.model, held_out)
                 if seed == seeds[0]:
-                    grids.append(reconstructions[:8])
+                    shown.append(reconstructions[:8])
     from torchvision.utils import save_image
 
+    grids = [held_out[:8], *shown, *(amplified_detail(images) for images in shown)]
     save_image(torch.cat(grids) * 0.5 + 0.5, output_dir / "titok_small_run.png", nrow=8, padding=1)
     cell = model_section("ours", args.quick)["decoder_patch_size"]
     report = {
@@ -263,7 +273,8 @@ def main(argv=None) -> dict:
     (output_dir / "titok_small_run.json").write_text(json.dumps(report, indent=2) + "\n")
     (output_dir / "titok_small_run.md").write_text(markdown(report))
     print(markdown(report))
-    print(f"Wrote {output_dir / 'titok_small_run.png'} (rows: held-out crops, benchmark setting, ours; seed {seeds[0]}), "
+    print(f"Wrote {output_dir / 'titok_small_run.png'} (rows: held-out crops, benchmark setting, ours, then both with detail x{DETAIL_GAIN}; "
+          f"seed {seeds[0]}), "
           f"{output_dir / 'titok_small_run.json'}, {output_dir / 'titok_small_run.md'} in {report['seconds']} s")
     return report
 

@@ -68,6 +68,15 @@ def test_a_pattern_tiled_over_a_photograph_scores_high_and_the_photograph_alone_
         small_run.cell_periodic_component(photos[..., :60], 8)
 
 
+def test_amplified_detail_keeps_the_mean_and_scales_the_rest():
+    image = torch.full((1, 3, 4, 4), 0.2)
+    image[..., 0, 0] = 0.3  # one pixel 0.1 above the rest
+    amplified = small_run.amplified_detail(image, gain=3)
+    mean = image.mean(dim=(2, 3), keepdim=True)
+    assert torch.allclose(amplified - mean, 3 * (image - mean))
+    assert small_run.amplified_detail(torch.ones(1, 3, 4, 4) * 0.9 + torch.eye(4), gain=10).max() == 1  # clamped
+
+
 def test_token_diversity_hand_case():
     indices = torch.tensor([[1, 1, 2, 3], [1, 5, 6, 7]])
     diversity = small_run.token_diversity(indices)
@@ -92,6 +101,6 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
         assert row["periodic_energy_ratio"] >= 0 and 0 < row["distinct_codes_per_position"] <= 1
         assert 0 < row["codebook_usage"] <= 1
     assert report["variants"]["benchmark"]["l2_norm"] and not report["variants"]["ours"]["l2_norm"]
-    # 3 rows (held-out crops, benchmark setting, ours) of 8 images of 64 px.
-    assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 3 * 65 + 1)
+    # 5 rows (held-out crops, benchmark setting, ours, both with amplified detail) of 8 images of 64 px.
+    assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 5 * 65 + 1)
     assert "benchmark page" in (tmp_path / "titok_small_run.md").read_text()
