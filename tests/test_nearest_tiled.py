@@ -1,7 +1,14 @@
-"""The tiled nearest-code search (vectors x codes tiles, two-level running minimum) against
-float64 brute force: a hand-checkable case with exact ties, a random case, l2/cosine modes and
-the IBQ inner-product search. Small tiles are patched in so every path (several row and code
-tiles, whole groups, a tile narrower than a group, a remainder after the groups) runs."""
+"""The tiled nearest-code search (codes x vectors tiles reduced to group minima, the winning
+group's scores computed again) against float64 brute force: a hand-checkable case with exact
+ties, integer data with many exact ties, a random case, l2/cosine modes and the IBQ
+inner-product search. Small tiles are patched in so every path (several row blocks and code
+tiles, a narrower last tile, a codebook padded to whole groups, a group wider than a tile's
+request) runs, and a subprocess checks that the default search stays far below a vectors x
+codes matrix in memory."""
+
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -11,8 +18,8 @@ from hf_vq.quantizers import VectorQuantizer, max_inner_product, nearest_code
 from hf_vq.quantizers import nearest as nearest_module
 
 
-@pytest.fixture(params=[(48, 150, 64), (256, 4096, 64), (100, 40, 64), "accelerator"],
-                ids=["small-tiles", "default", "narrow", "accelerator-layout"])
+@pytest.fixture(params=[(48, 150, 64), (32, 96, 32), (256, 2048, 64), (100, 40, 64), "accelerator"],
+                ids=["small-tiles", "three-groups-a-tile", "default", "one-group-a-tile", "accelerator-layout"])
 def tiles(request, monkeypatch):
     if request.param == "accelerator":  # the whole-codebook chunks used off CPU, run here on CPU
         monkeypatch.setattr(nearest_module, "_cache_tiles", lambda device: False)
@@ -90,3 +97,41 @@ def test_inner_product_search_matches_float64_brute_force(tiles):
     vectors, codebook = torch.randn(300, 6, generator=generator), torch.randn(1000, 6, generator=generator)
     negated_products = -(vectors.double().numpy() @ codebook.double().numpy().T)
     assert_nearest_up_to_ties(max_inner_product(vectors, codebook), negated_products)
+
+
+def test_exact_ties_everywhere_pick_the_first_code(tiles):
+    # Small integer codes and vectors: every score is an exact integer in float32, and with 40 x 40
+    # possible codes many of the 700 are duplicates (inside a group, across groups and tiles, and
+    # the last code repeated in the padding). The answer must be numpy's first argmin of the exact
+    # integer distances.
+    generator = torch.Generator().manual_seed(3)
+    codebook = torch.randint(-20, 20, (700, 2), generator=generator)
+    vectors = torch.randint(-25, 25, (333, 2), generator=generator)
+    vectors[:20] = codebook[-1]  # sits on the last code (and on its padding copies)
+    distances = ((vectors[:, None].long() - codebook[None].long()) ** 2).sum(-1).numpy()
+    expected = distances.argmin(1)
+    assert (distances == distances.min(1, keepdims=True)).sum(1).max() > 1  # there are ties to break
+    np.testing.assert_array_equal(nearest_code(vectors.float(), codebook.float()).numpy(), expected)
+
+
+def test_default_search_memory_stays_far_below_a_vectors_x_codes_matrix():
+    """4,096 vectors against 100,000 codes x dim 8 with the default bound: a full float32 score
+    matrix would be 1,562 MiB; the process's peak memory must grow by far less."""
+    script = textwrap.dedent(
+        """
+        import resource, torch
+        torch.set_num_threads(1)
+        from hf_vq.quantizers import nearest_code
+        vectors, codes = torch.randn(4_096, 8), torch.randn(100_000, 8)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        indices = nearest_code(vectors, codes)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        check = torch.cdist(vectors[:64].double(), codes.double()).argmin(1)
+        assert torch.equal(indices[:64], check), "wrong nearest codes"
+        print((after - before) // 1024)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True)
+    grown_mib = int(out.stdout.strip().splitlines()[-1])
+    full_matrix_mib = 4_096 * 100_000 * 4 // 2**20
+    assert grown_mib < 64 < full_matrix_mib, (grown_mib, full_matrix_mib)

@@ -1,19 +1,32 @@
 """Bounded-memory nearest-code search, tiled over vectors and codes.
 
-The search never materialises the full (vectors x codebook) score matrix. Scores are computed
-one tile of ``rows x codes`` at a time (by default 256 vectors x 4,096 codes, 4 MiB of float32,
-so a tile is still in cache when it is reduced, instead of a 32 MiB chunk that is not) and a running minimum with its
-index is kept per vector. Nothing is kept for backward (the search runs without autograd;
-gradients reach the codebook only through the gathered codes).
+The search never materialises the full (vectors x codebook) score matrix. On CPU, scores are
+computed one tile of ``codes x vectors`` at a time (by default 2,048 codes x 256 vectors, 2 MiB
+of float32, so a tile is still in cache when it is reduced) by one matmul of augmented matrices,
+and each tile is reduced at once to the minimum of every group of ``GROUP`` consecutive codes.
+Nothing is kept for backward (the search runs without autograd; gradients reach the codebook
+only through the gathered codes).
 
-Why the reduction is two-level: on CPU ``torch.min(dim=...)`` with indices runs about ten
-times slower per element than ``torch.amin`` (values only, vectorised), and it would cost
-more than the matmul itself. So each tile is reduced to the minimum of every group of
-``GROUP`` consecutive codes with ``amin``, the best group is found with ``torch.min``
-(1/``GROUP`` of the elements) and only that group's scores, read back from the same tile,
-are searched for the index. Both ``torch.min`` calls return the first index of a tie, and
-a later tile replaces the running best only when strictly smaller, so the result is the
-first index of the minimum score, as a plain ``argmin`` over all codes would give.
+Why this shape of reduction: on CPU ``torch.min(dim=...)`` with indices runs about ten times
+slower per element than ``torch.amin`` (values only, vectorised), and would cost more than the
+matmul itself. So the only full pass over a tile is ``amin`` over groups of codes; codes run
+along the tile's rows, so that pass is an elementwise minimum of contiguous rows of scores
+(vectors x codes tiles would need a horizontal reduction of each row instead, measured slower,
+as was the matmul in that orientation: its output rows are only 9 floats deep either way).
+Once a block of vectors has met every tile, ``torch.min`` with indices finds the first tile and
+then the first group holding each vector's minimum (1/``GROUP`` of the elements), and that
+group's ``GROUP`` scores are computed again from the codes (a few products per vector) for the
+index inside it. Every ``torch.min`` returns the first index of a tie, so the result is the
+first index of the minimum score, as a plain ``argmin`` over all codes would give. (The group's
+scores are recomputed with a different summation order than the matmul's, so two codes whose
+float32 scores differ only by rounding may resolve either way: "up to ties".)
+
+Where the time goes (dim 8, one thread, 16,384 or 100,000 codes): mostly the matmul itself. Its
+inner dimension is only ``d + 1 = 9``, so each output float costs 18 FLOPs and must be stored;
+BLAS ran such a skinny product at 50-60% of the FLOP/s of a large square matmul, i.e. at
+1.7-2.1x the ``2 N K (d + 1)`` FLOPs floor by itself, and the one ``amin`` pass over the scores
+adds most of the rest: the whole search measured 2.7-3.3x the floor (the previous vectors x
+codes tiles with a per-tile index search: 4.0-4.8x). ``benchmarks/run_all.py`` measures both.
 """
 
 import torch
@@ -22,73 +35,82 @@ import torch
 # k-means): 32 MiB of float32 per chunk.
 DEFAULT_CHUNK_ELEMENTS = 8 * 1024 * 1024
 
-# One score tile: 256 vectors x 4,096 codes (4 MiB of float32). On the benchmark machine
-# (2-core EPYC, 512 KiB L2 per core, 32 MiB L3) tiles from 256 x 1,024 to 1,024 x 4,096 ran
-# within 15% of each other at 16,384 x 16,384 x 8; this one was among the fastest.
+# One score tile: 2,048 codes x 256 vectors (2 MiB of float32). On the benchmark machine
+# (2-core EPYC, 512 KiB L2 per core, 32 MiB L3) tiles of 1,024-2,048 codes x 256-512 vectors
+# were the fastest at 16,384 x 16,384 and 4,096 x 100,000 codes x dim 8; 4,096 x 256 and
+# 8,192 x 128 ran 10-40% slower.
 TILE_ROWS = 256
-TILE_CODES = 4096
-# Codes per group in the two-level reduction (tiles narrower than this use torch.min directly).
+TILE_CODES = 2048
+# Codes per group of the reduction (a codebook smaller than this is one group).
 GROUP = 64
 
 
 def _cache_tiles(device: torch.device) -> bool:
-    """Cache-sized tiles on CPU. On accelerators each tile op is a kernel launch and the row
-    minimum with indices is fast, so there a tile is as many rows of the whole codebook as
-    ``max_elements`` allows (a few large launches instead of thousands of small ones)."""
+    """Cache-sized tiles and the group-minimum reduction on CPU. On accelerators each tile op is a
+    kernel launch and the row minimum with indices is fast, so there a chunk is as many rows of the
+    whole codebook as ``max_elements`` allows, reduced with ``torch.min`` (a few large launches)."""
     return device.type == "cpu"
 
 
-def _tile_shape(num_codes: int, max_elements: int, cache_tiles: bool) -> tuple:
-    if not cache_tiles:
-        return max(1, max_elements // max(num_codes, 1)), max(num_codes, 1)
-    codes = max(1, min(num_codes, TILE_CODES, max_elements))
-    rows = max(1, min(TILE_ROWS, max_elements // codes))
-    return rows, codes
+def _first_argmin_by_chunks(left: torch.Tensor, right: torch.Tensor, max_elements: int) -> torch.Tensor:
+    """First index of the minimum of each row of ``left @ right``, whole-codebook rows at a time."""
+    num_rows, num_codes = left.shape[0], right.shape[1]
+    rows = max(1, max_elements // max(num_codes, 1))
+    out = torch.empty(num_rows, dtype=torch.long, device=left.device)
+    for start in range(0, num_rows, rows):
+        out[start : start + rows] = torch.min(left[start : start + rows] @ right, dim=1).indices
+    return out
 
 
-def _tile_argmin(scores: torch.Tensor, cache_tiles: bool) -> tuple:
-    """(minimum, first index of the minimum) of each row of a score tile."""
-    rows, width = scores.shape
-    if width < GROUP or not cache_tiles:
-        return torch.min(scores, dim=1)
-    full = width - width % GROUP
-    group_minima = torch.amin(scores[:, :full].reshape(rows, full // GROUP, GROUP), dim=2)
-    best, group = torch.min(group_minima, dim=1)
-    columns = group[:, None] * GROUP + torch.arange(GROUP, device=scores.device)
-    _, offset = torch.min(torch.gather(scores, 1, columns), dim=1)
-    index = columns.gather(1, offset[:, None])[:, 0]
-    if full < width:  # the last < GROUP codes of the tile: later codes win only when strictly smaller
-        rest_best, rest_index = torch.min(scores[:, full:], dim=1)
-        better = rest_best < best
-        best = torch.where(better, rest_best, best)
-        index = torch.where(better, rest_index + full, index)
-    return best, index
+def _padded_to_groups(right: torch.Tensor, group: int) -> torch.Tensor:
+    """The columns (codes) of ``right`` (D, K) as (K', D) rows, K' the next multiple of ``group``; the extra
+    rows repeat the last code (they can only tie with it, and their index is mapped back to it)."""
+    rows = right.t()
+    missing = -rows.shape[0] % group
+    if missing:
+        rows = torch.cat([rows, rows[-1:].expand(missing, -1)])
+    return rows.contiguous()
 
 
 def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_elements: int) -> torch.Tensor:
     """First index of the minimum of each row of ``left @ right`` (N, K), tile by tile."""
+    if not _cache_tiles(left.device):
+        return _first_argmin_by_chunks(left, right, max_elements)
     num_rows, num_codes = left.shape[0], right.shape[1]
-    cache_tiles = _cache_tiles(left.device)
-    tile_rows, tile_codes = _tile_shape(num_codes, max_elements, cache_tiles)
+    group = max(1, min(GROUP, num_codes, max_elements))
+    codes = _padded_to_groups(right, group)  # (K', D)
+    padded_codes = codes.shape[0]
+    tile_codes = min(padded_codes, max(group, min(TILE_CODES, max_elements) // group * group))
+    tile_rows = max(1, min(TILE_ROWS, num_rows, max_elements // tile_codes))
+    num_tiles = -(-padded_codes // tile_codes)
+    groups_per_tile = tile_codes // group
+    # Every tile's group minima for one block of rows, (tile, group, row): each tile writes one
+    # contiguous slab; a narrower last tile leaves +inf in the groups it does not have.
+    group_minima = torch.full((num_tiles, groups_per_tile, tile_rows), float("inf"), dtype=left.dtype,
+                              device=left.device)
+    scores = torch.empty(tile_codes, tile_rows, dtype=left.dtype, device=left.device)
+    left_t = left.t().contiguous()  # (D, N): a block of rows is a (D, rows) view, the mm's right operand
+    grouped_codes_t = codes.view(-1, group, codes.shape[1]).transpose(1, 2).contiguous()  # (groups, D, group)
     out = torch.empty(num_rows, dtype=torch.long, device=left.device)
-    scores = torch.empty(min(tile_rows, num_rows), tile_codes, dtype=left.dtype, device=left.device)
     for start in range(0, num_rows, tile_rows):
         count = min(tile_rows, num_rows - start)
+        block_t = left_t[:, start : start + count]
+        minima = group_minima[:, :, :count]
+        for tile_index in range(num_tiles):
+            first = tile_index * tile_codes
+            width = min(tile_codes, padded_codes - first)
+            tile = scores[:width, :count]
+            torch.mm(codes[first : first + width], block_t, out=tile)
+            torch.amin(tile.view(width // group, group, count), dim=1, out=minima[tile_index, : width // group])
+        # the first tile holding a row's minimum, then its first group holding it (first index on ties)
+        best_tile = torch.min(torch.amin(minima, dim=1), dim=0).indices
+        rows = torch.arange(count, device=left.device)
+        best_group = best_tile * groups_per_tile + torch.min(minima[best_tile, :, rows], dim=1).indices
+        # that group's scores again (a (1 x D) @ (D x group) product per row), so no tile is kept or read back
         block = left[start : start + count]
-        best = best_index = None
-        for first_code in range(0, num_codes, tile_codes):
-            width = min(tile_codes, num_codes - first_code)
-            tile = scores[:count, :width]
-            torch.mm(block, right[:, first_code : first_code + width], out=tile)
-            value, index = _tile_argmin(tile, cache_tiles)
-            if best is None:
-                best, best_index = value, index
-            else:
-                better = value < best
-                best = torch.where(better, value, best)
-                best_index = torch.where(better, index + first_code, best_index)
-        out[start : start + count] = best_index
-    return out
+        group_scores = torch.bmm(block[:, None, :], grouped_codes_t.index_select(0, best_group))[:, 0]
+        out[start : start + count] = best_group * group + torch.min(group_scores, dim=1).indices
+    return out.clamp_(max=num_codes - 1)
 
 
 @torch.no_grad()
@@ -102,8 +124,9 @@ def nearest_code(
     ``vectors``: (N, d); ``codebook``: (K, d). Returns a LongTensor (N,), the first index on ties.
     ``argmin ||v - c||^2 = argmin (||c||^2 - 2 v.c)``: the ``||v||^2`` term is constant per
     row, so it is dropped. The rest is one matmul of augmented matrices,
-    ``[v, 1] @ [[-2 C^T], [||c||^2]]``, so no broadcast add pass is needed. The largest
-    temporary is one score tile of at most ``min(max_elements, TILE_ROWS * TILE_CODES)`` floats.
+    ``[v, 1] @ [[-2 C^T], [||c||^2]]``, so no broadcast add pass is needed. The temporaries are
+    one score tile of at most ``min(max_elements, TILE_ROWS * TILE_CODES)`` floats, the group
+    minima of one block of rows (``K / GROUP`` floats a row) and copies of the inputs' size.
     """
     if vectors.ndim != 2 or codebook.ndim != 2 or vectors.shape[1] != codebook.shape[1]:
         raise ValueError(
