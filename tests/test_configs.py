@@ -135,3 +135,6 @@ def test_titok_recipes_follow_the_official_configs():
     assert (model["encoder_hidden_size"], model["decoder_hidden_size"], model["decoder_type"]) == (768, 1024, "pixel")
     assert (single.loss.disc_weight, single.loss.disc_start, single.loss.lecam_weight) == (0.1, 200_000, 0.001)
     assert (single.loss.lpips_weight, single.loss.convnext_weight) == (1.0, 0.1)  # lpips-convnext_s-1.0-0.1 x 1.1
+    for path in TITOK:  # official lr_scheduler: cosine with end_lr 1e-5
+        args = load_config(path).training
+        assert (args.lr_scheduler, args.min_learning_rate) == ("cosine", 1e-5), path.name

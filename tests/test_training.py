@@ -103,6 +103,8 @@ def test_every_section_is_typed_and_validated_at_load(tmp_path):
         ("--training.mixed_precision", "fp8"): r"training\.mixed_precision must be one of 'no', 'fp16', 'bf16'",
         ("--training.lr_scheduler", "cosin"): r"training\.lr_scheduler must be one of",
         ("--training.ema_decay", "1.5"): r"training\.ema_decay must be in \(0, 1\)",
+        ("--training.min_learning_rate", "1e-5"): r"training\.min_learning_rate must be 0 unless training\.lr_scheduler is cosine",
+        ("--training.min_learning_rate", "-1e-5"): r"training\.min_learning_rate must be >= 0",
         ("--data.image_size", "big"): r"data\.image_size must be an integer",
         ("--data.streaming", "maybe"): r"data\.streaming must be true or false",
         ("--loss.disc_loss", "wasserstein"): r"loss\.disc_loss must be one of 'hinge', 'non_saturating'",
@@ -123,3 +125,39 @@ def test_unknown_model_type_is_named_at_load():
 
     with pytest.raises(ConfigError, match=r"model\.model_type must be one of \[.*'vqvae'.*\]; got 'vqvea'"):
         load_config(None, ["--model.model_type", "vqvea"])
+
+
+def test_cosine_floor_follows_titoks_schedule():
+    """training.min_learning_rate: TiTok's get_cosine_schedule_with_warmup(end_lr=...) written out by hand;
+    without a floor the schedule stays transformers' cosine."""
+    import math
+
+    from hf_vq.training import ConfigError
+    from hf_vq.training.config import TrainingArguments
+    from hf_vq.training.engine import build_lr_scheduler
+
+    base, end, warmup, total = 1e-3, 1e-5, 4, 20
+
+    def official(step):
+        if step < warmup:
+            return base * step / warmup
+        ratio = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        return end + (base - end) * ratio
+
+    def learning_rates(args):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+        scheduler = build_lr_scheduler(optimizer, base, args, total)
+        rates = []
+        for _ in range(total + 1):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return rates
+
+    floored = learning_rates(TrainingArguments(lr_scheduler="cosine", warmup_steps=warmup, min_learning_rate=end))
+    assert floored == pytest.approx([official(step) for step in range(total + 1)], rel=1e-12, abs=1e-15)
+    assert floored[-1] == pytest.approx(end)
+    plain = learning_rates(TrainingArguments(lr_scheduler="cosine", warmup_steps=warmup))
+    assert plain[-1] == 0 and plain[warmup] == pytest.approx(base)
+    with pytest.raises(ConfigError, match=r"training\.min_learning_rate must be below training\.learning_rate"):
+        TrainingArguments(lr_scheduler="cosine", learning_rate=1e-5, min_learning_rate=1e-4).check()

@@ -289,6 +289,9 @@ class TrainingArguments(_Section):
     batch_size * gradient_accumulation_steps * number of processes.
     lr_scheduler: a ``transformers.get_scheduler`` name (constant, constant_with_warmup,
         linear, cosine, ...), used for every optimizer of the run.
+    min_learning_rate: with ``lr_scheduler: cosine``, the learning rate the cosine ends at instead
+        of 0 (the same value for every optimizer; TiTok's official schedule ends at 1e-5):
+        ``lr = min + (base - min) * 0.5 * (1 + cos(pi * progress))`` after the warmup.
     ema_decay: keep an EMA of the trained model's weights (diffusers EMAModel); the saved model
         and the final evaluation use the EMA weights. None = off.
     checkpoint_every: save a resumable checkpoint (safetensors + JSON) every N steps into
@@ -311,6 +314,7 @@ class TrainingArguments(_Section):
     adam_beta2: float = 0.999
     weight_decay: float = 0.0
     lr_scheduler: str = "constant"
+    min_learning_rate: float = 0.0
     warmup_steps: int = 0
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = None
@@ -340,6 +344,15 @@ class TrainingArguments(_Section):
 
         names = [s.value for s in SchedulerType]
         _check(self.lr_scheduler in names, "training.lr_scheduler", f"one of {names}", self.lr_scheduler)
+        self._positive("min_learning_rate", allow_zero=True)
+        if self.min_learning_rate:
+            _check(self.lr_scheduler == "cosine", "training.min_learning_rate",
+                   "0 unless training.lr_scheduler is cosine (the floor is a cosine schedule's end)",
+                   self.min_learning_rate)
+            for name in ("learning_rate", "disc_learning_rate"):
+                base = getattr(self, name)
+                _check(base is None or self.min_learning_rate < base, "training.min_learning_rate",
+                       f"below training.{name} ({base})", self.min_learning_rate)
 
 
 @dataclass

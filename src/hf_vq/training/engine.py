@@ -99,8 +99,8 @@ RUN_CONTROLS = ("output_dir", "training.resume_from", "training.resume_allow_cha
 # are still listed). Every other difference is refused unless training.resume_allow_changes.
 CHANGEABLE_ON_RESUME = (
     "training.max_steps", "training.learning_rate", "training.disc_learning_rate", "training.lr_scheduler",
-    "training.warmup_steps", "training.max_grad_norm", "training.log_every", "training.log_images_every",
-    "training.report_to", "training.checkpoint_every", "training.keep_checkpoints", "data.num_workers",
+    "training.min_learning_rate", "training.warmup_steps", "training.max_grad_norm", "training.log_every",
+    "training.log_images_every", "training.report_to", "training.checkpoint_every", "training.keep_checkpoints", "data.num_workers",
     "data.eval_data_dir", "data.eval_split", "data.max_eval_images", "eval.",
 )
 
@@ -196,6 +196,25 @@ def flatten_config(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, learning_rate: float, args: TrainingArguments,
+                       num_training_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """``args.lr_scheduler`` from ``transformers.get_scheduler``; a cosine with ``args.min_learning_rate``
+    ends there instead of at 0 (TiTok's ``get_cosine_schedule_with_warmup(end_lr=...)``: the same
+    warmup and cosine as transformers', rescaled onto [min, base])."""
+    if not args.min_learning_rate:
+        return get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.warmup_steps,
+                             num_training_steps=num_training_steps)
+    warmup, floor = args.warmup_steps, args.min_learning_rate / learning_rate
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, num_training_steps - warmup)
+        return floor + (1 - floor) * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def build_optimizer(parameters_or_groups, learning_rate: float, args: TrainingArguments) -> torch.optim.Optimizer:
     """Adam or AdamW from the ``training:`` section over parameters or param groups."""
     optimizer_class = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
@@ -274,8 +293,8 @@ class TrainingEngine:
         prepare both with Accelerate and return the prepared module. The schedule counts from
         ``start_step``, when this optimizer starts stepping."""
         optimizer = build_optimizer(parameters, learning_rate, self.args)
-        scheduler = get_scheduler(self.args.lr_scheduler, optimizer, num_warmup_steps=self.args.warmup_steps,
-                                  num_training_steps=num_training_steps or max(1, self.args.max_steps - start_step))
+        scheduler = build_lr_scheduler(optimizer, learning_rate, self.args,
+                                       num_training_steps or max(1, self.args.max_steps - start_step))
         # Schedulers are stepped by the engine once per optimizer step (not prepared: Accelerate
         # would step them once per process).
         module, optimizer = self.accelerator.prepare(module, optimizer)
