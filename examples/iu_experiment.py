@@ -302,7 +302,7 @@ def tokenizer_config(name: str, config_path: Path, run_dir: Path, args, *, outpu
         raw["data"].update({"image_size": QUICK_BACKBONE["image_size"], "num_workers": 0, "max_eval_images": 64})
         training.update({"batch_size": 16, "max_steps": QUICK_STAGE1_STEPS if stage1 else QUICK_STEPS,
                          "learning_rate": 1e-3, "disc_learning_rate": 1e-3, "lr_scheduler": "constant",
-                         "warmup_steps": 0, "log_every": 50, "mixed_precision": "no"})
+                         "min_learning_rate": 0.0, "warmup_steps": 0, "log_every": 50, "mixed_precision": "no"})
         if not stage1:  # stage 1 of a semantic tokenizer has no pixels, hence no LPIPS or GAN to shrink
             # LPIPS needs downloaded VGG weights: off; the GAN stays, switched on halfway, with a small
             # discriminator (2 PatchGAN layers: 3 need images of at least 24 px).
