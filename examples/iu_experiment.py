@@ -40,11 +40,10 @@ gFID and IS need the FID Inception weights (``pt_inception-2015-12-05-6726825d.p
 ``--fid-weights``); without them the cells read "n/a (weights missing: PATH)". ``--quick`` shrinks every model
 (16 px images, 8 x 8 tokens, a 2-level backbone or a 2-layer ViT, small codebooks, a tiny GPT, LPIPS off) and
 trains a few hundred steps: a smoke-scale run whose numbers are not the paper's. Measured for the default
-list (2026-11-23, ``OMP_NUM_THREADS=1``): 7.9 min of CPU time (473 s user + system), so about 8 min on an idle
-core; on the shared 2-core machine it ran on (``uptime`` load 4.6-8.3, other jobs) it took 30.8 min wall, a row
-2-8 min depending on the load. ``OMP_NUM_THREADS=2`` on that loaded machine is far slower (about 11 s per VQGAN
-step against 1.1 s with one thread: the two threads wait for each other), so it was not run to the end; use
-one thread per process on a busy machine. No idle-machine wall time was measured.
+list (2026-11-23, ``OMP_NUM_THREADS=1``): 6 min 53 s wall (405 s of CPU) on an otherwise idle 2-core
+machine, 56-83 s a row; at ``uptime`` load 4.6-8.3 (other jobs) it took 30.8 min wall. ``OMP_NUM_THREADS=2`` on
+that loaded machine is far slower (about 11 s per VQGAN step against 1.1 s with one thread: the two threads
+wait for each other); use one thread per process on a busy machine.
 The paper (arXiv 2411.04406) reports gFID 15.78 for VQGAN and 4.10 for VQ-KD (CLIP) with a 24-layer GPT;
 VQGAN-LC reports 99.9% usage of 100,000 codes.
 """
