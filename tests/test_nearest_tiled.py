@@ -114,17 +114,23 @@ def test_exact_ties_everywhere_pick_the_first_code(tiles):
     np.testing.assert_array_equal(nearest_code(vectors.float(), codebook.float()).numpy(), expected)
 
 
-def test_default_search_memory_stays_far_below_a_vectors_x_codes_matrix():
-    """4,096 vectors against 100,000 codes x dim 8 with the default bound: a full float32 score
-    matrix would be 1,562 MiB; the process's peak memory must grow by far less."""
+@pytest.mark.parametrize(
+    "num_vectors, dim, max_elements, limit_mib",
+    [(4_096, 8, None, 64),  # the default bound: a full float32 score matrix would be 1,562 MiB
+     (2_048, 16, 2**22, 100)],  # k-means' assignment step with 100,000 codes: 781 MiB
+)
+def test_100k_code_search_memory_stays_far_below_a_vectors_x_codes_matrix(num_vectors, dim, max_elements, limit_mib):
+    """Vectors against 100,000 codes: the process's peak memory must grow by far less than the
+    vectors x codes float32 score matrix."""
+    bound = "" if max_elements is None else f", max_elements={max_elements}"
     script = textwrap.dedent(
-        """
+        f"""
         import resource, torch
         torch.set_num_threads(1)
         from hf_vq.quantizers import nearest_code
-        vectors, codes = torch.randn(4_096, 8), torch.randn(100_000, 8)
+        vectors, codes = torch.randn({num_vectors}, {dim}), torch.randn(100_000, {dim})
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        indices = nearest_code(vectors, codes)
+        indices = nearest_code(vectors, codes{bound})
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         check = torch.cdist(vectors[:64].double(), codes.double()).argmin(1)
         assert torch.equal(indices[:64], check), "wrong nearest codes"
@@ -133,5 +139,5 @@ def test_default_search_memory_stays_far_below_a_vectors_x_codes_matrix():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True)
     grown_mib = int(out.stdout.strip().splitlines()[-1])
-    full_matrix_mib = 4_096 * 100_000 * 4 // 2**20
-    assert grown_mib < 64 < full_matrix_mib, (grown_mib, full_matrix_mib)
+    full_matrix_mib = num_vectors * 100_000 * 4 // 2**20
+    assert grown_mib < limit_mib < full_matrix_mib, (grown_mib, full_matrix_mib)
