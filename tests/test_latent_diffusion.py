@@ -26,6 +26,19 @@ def tiny_parts():
     return tokenizer, unet
 
 
+def ddim_then_decode_by_hand(predict_noise, tokenizer, scaling_factor):
+    """The pipelines' sampling written out: 3 DDIM steps (eta 0) from seed-3 noise of shape (2, 4, 4, 4),
+    then decode(latents / scaling_factor), as (2, H, W, 3) images in [0, 1]."""
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(3)
+    latents = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            latents = scheduler.step(predict_noise(latents, t), t, latents, eta=0.0).prev_sample
+        images = tokenizer.decode(latents / scaling_factor).sample
+    return ((images / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
+
+
 def test_ldm_pipeline_decodes_with_the_tokenizer_and_its_scaling_factor():
     tokenizer, unet = tiny_parts()
     pipeline = LDMPipeline(vqvae=tokenizer, unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000))
@@ -34,14 +47,7 @@ def test_ldm_pipeline_decodes_with_the_tokenizer_and_its_scaling_factor():
     assert images.shape == (2, 16, 16, 3)
 
     # the same sampling by hand: DDIM steps, then decode(latents / scaling_factor)
-    scheduler = DDIMScheduler(num_train_timesteps=1000)
-    scheduler.set_timesteps(3)
-    latents = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        for t in scheduler.timesteps:
-            latents = scheduler.step(unet(latents, t).sample, t, latents, eta=0.0).prev_sample
-        expected = tokenizer.decode(latents / 0.5).sample
-    expected = ((expected / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
+    expected = ddim_then_decode_by_hand(lambda latents, t: unet(latents, t).sample, tokenizer, scaling_factor=0.5)
     np.testing.assert_allclose(images, expected, atol=1e-5)
 
 
@@ -69,17 +75,13 @@ def test_dit_pipeline_decodes_with_a_frozen_vqgan_lc_and_guides_with_the_null_cl
     assert images.shape == (2, 16, 16, 3)
 
     # by hand: DDIM steps on uncond + 3 * (cond - uncond), the null class being label 1000, then decode(latents / 0.7)
-    scheduler = DDIMScheduler(num_train_timesteps=1000)
-    scheduler.set_timesteps(3)
-    latents = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        for t in scheduler.timesteps:
-            steps = torch.full((2,), int(t))
-            cond = dit(latents, timestep=steps, class_labels=torch.tensor([1, 2])).sample
-            uncond = dit(latents, timestep=steps, class_labels=torch.tensor([1000, 1000])).sample
-            latents = scheduler.step(uncond + 3.0 * (cond - uncond), t, latents, eta=0.0).prev_sample
-        expected = tokenizer.decode(latents / 0.7).sample
-    expected = ((expected / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
+    def guided_noise(latents, t):
+        steps = torch.full((2,), int(t))
+        cond = dit(latents, timestep=steps, class_labels=torch.tensor([1, 2])).sample
+        uncond = dit(latents, timestep=steps, class_labels=torch.tensor([1000, 1000])).sample
+        return uncond + 3.0 * (cond - uncond)
+
+    expected = ddim_then_decode_by_hand(guided_noise, tokenizer, scaling_factor=0.7)
     np.testing.assert_allclose(images, expected, atol=1e-5)
     assert not np.allclose(images[0], images[1], atol=1e-3)  # different classes, different samples
 
