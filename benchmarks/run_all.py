@@ -252,19 +252,27 @@ def case_quantizer(p):
 
 
 # -- tokenizers ------------------------------------------------------------------------------
+_CHECKOUTS_ON_PATH = []
+
+
 def use_checkout(checkout: str) -> None:
-    """Put an official checkout first on the path. The checkouts share top-level names
-    (``utils``, ``modeling``, ``tokenizer``): forget modules of those names imported from another one."""
+    """Put an official checkout first on the path, and take the others used before off it. The checkouts
+    share top-level names (``utils``, ``modeling``, ``tokenizer``): forget modules of those names imported
+    from another one. (Another checkout left on the path would still win: a regular package such as
+    TiTok's ``utils/`` is preferred to a namespace package such as LlamaGen's, wherever it stands.)"""
+    checkout = str(Path(checkout).resolve())
     names = {entry.stem if entry.suffix == ".py" else entry.name for entry in Path(checkout).iterdir()}
     for module in list(sys.modules):
         top = module.split(".")[0]
         loaded = sys.modules[module]
         # a namespace package (LlamaGen's `tokenizer/`) has no __file__: its __path__ says where it lives
         origin = getattr(loaded, "__file__", None) or next(iter(getattr(loaded, "__path__", None) or []), "") or ""
-        if top in names and not origin.startswith(str(Path(checkout).resolve())):
+        if top in names and not str(Path(origin).resolve()).startswith(checkout):
             del sys.modules[module]
-    if checkout in sys.path:
-        sys.path.remove(checkout)
+    for other in _CHECKOUTS_ON_PATH:
+        while other in sys.path:
+            sys.path.remove(other)
+    _CHECKOUTS_ON_PATH[:] = [checkout]
     sys.path.insert(0, checkout)
 
 
@@ -362,7 +370,8 @@ def case_tokenizer(p):
 _TOKENIZER_CACHE = {}
 
 
-def _build_tokenizer(name, impl, dtype, batch_size, image_size, checkout):
+def _build_tokenizer(name, impl, dtype, batch_size, image_size, checkout, device="cpu"):
+    """(encode, decode, pixel_values, indices) of one tokenizer on ``device`` (``benchmarks/gpu.py`` passes cuda)."""
     import torch
 
     from hf_vq.convert import convert_llamagen_checkpoint, convert_taming_checkpoint
@@ -417,14 +426,14 @@ def _build_tokenizer(name, impl, dtype, batch_size, image_size, checkout):
 
         def decode(indices):
             return model.decode_indices(indices).sample
-    model = model.to(dtype).eval()
+    model = model.to(device=device, dtype=dtype).eval()
     generator = torch.Generator().manual_seed(0)
-    pixel_values = (torch.rand(batch_size, 3, image_size, image_size, generator=generator) * 2 - 1).to(dtype)
+    pixel_values = (torch.rand(batch_size, 3, image_size, image_size, generator=generator) * 2 - 1).to(device, dtype)
     # decode's input: random indices of the encoder's shape (nothing is encoded during the setup, so
     # the setup's peak memory stays below the timed calls')
     codebook_size, token_shape = {"llamagen": (16384, (image_size // 16,) * 2), "taming": (16384, (image_size // 16,) * 2),
                                   "titok": (4096, (128,))}[name]
-    indices = torch.randint(0, codebook_size, (batch_size, *token_shape), generator=generator)
+    indices = torch.randint(0, codebook_size, (batch_size, *token_shape), generator=generator).to(device)
     return encode, decode, pixel_values, indices
 
 

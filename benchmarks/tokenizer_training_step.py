@@ -97,14 +97,16 @@ def official_modules(checkout: str, image_size: int, lpips_state: dict):
     return model, loss
 
 
-def our_config(data_dir: str, output_dir: str, image_size: int, batch_size: int, steps: int):
+def our_config(data_dir: str, output_dir: str, image_size: int, batch_size: int, steps: int,
+               mixed_precision: str = "no", workers: int = 0):
     from hf_vq.training.config import TrainConfig, read_config_file
 
     raw = read_config_file(CONFIG)
     raw["model"]["image_size"] = image_size
     raw["data"] = {"dataset": "imagefolder", "train_data_dir": data_dir, "eval_data_dir": data_dir,
-                   "image_size": image_size, "min_crop_scale": 0.8, "train_crop": "adm_random", "num_workers": 0}
-    raw["training"].update({"batch_size": batch_size, "max_steps": steps, "mixed_precision": "no",
+                   "image_size": image_size, "min_crop_scale": 0.8, "train_crop": "adm_random",
+                   "num_workers": workers}
+    raw["training"].update({"batch_size": batch_size, "max_steps": steps, "mixed_precision": mixed_precision,
                             "checkpoint_every": 0, "resume_from": None, "log_every": 1000, "log_images_every": 0,
                             "report_to": "none"})
     raw["loss"]["disc_start"] = 0
@@ -147,6 +149,11 @@ def case_tokenizer_train_step(p):
     The two sides take turns, one step each, so both see the same machine load. The step
     reports our per-step seconds (``result``), the generator / discriminator parts, the
     official side's figures (``official``) and the loss cross-check.
+
+    Optional params (``benchmarks/gpu.py``): ``device`` ("cuda": the engine's Accelerate picks the GPU by
+    itself, the official side is moved there as ``vq_train.py`` does), ``mixed_precision`` ("no" / "bf16":
+    Accelerate's autocast for ours, ``vq_train.py``'s ``torch.cuda.amp.autocast`` for the official side) and
+    ``workers`` (loader processes, the same on both sides).
     """
     import copy
 
@@ -160,10 +167,19 @@ def case_tokenizer_train_step(p):
     from run_all import NOT_GIVEN
 
     lpips_state = shared_lpips_state()
-    workdir = tempfile.mkdtemp(prefix="hf_vq_train_step_")
-    data_dir = write_jpeg_folder(Path(workdir) / "images", count=max(16, 4 * p["batch"]), seed=0)
+    device, workers = p.get("device", "cpu"), p.get("workers", 0)
+    mixed_precision = p.get("mixed_precision", "no")
+    autocast_dtype = {"no": None, "bf16": torch.bfloat16}[mixed_precision]
     warmup, steps = p["warmup"], p["steps"]
     total_steps = warmup + steps + 1
+    workdir = tempfile.mkdtemp(prefix="hf_vq_train_step_")
+    # With loader processes, one epoch covers every step (a new epoch would restart them on both sides).
+    count = p["batch"] * (total_steps + 1) if workers else max(16, 4 * p["batch"])
+    data_dir = write_jpeg_folder(Path(workdir) / "images", count=count, seed=0)
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def official_stepper():
         """vq_train.py's loop body as a function of the step number (None without a checkout)."""
@@ -173,6 +189,7 @@ def case_tokenizer_train_step(p):
         from torchvision.datasets import ImageFolder
 
         official_model, official_loss = official_modules(p["checkout"], p["image_size"], lpips_state)
+        official_model, official_loss = official_model.to(device), official_loss.to(device)
         from dataset.augmentation import random_crop_arr  # LlamaGen's (official_modules put its checkout first)
 
         transform = transforms.Compose([
@@ -180,7 +197,8 @@ def case_tokenizer_train_step(p):
             transforms.RandomHorizontalFlip(), transforms.ToTensor(),
             transforms.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], inplace=True)])
         loader = torch.utils.data.DataLoader(ImageFolder(str(data_dir), transform=transform), batch_size=p["batch"],
-                                             shuffle=True, num_workers=0, drop_last=True)
+                                             shuffle=True, num_workers=workers, drop_last=True,
+                                             pin_memory=device.startswith("cuda"))
         optimizer = torch.optim.Adam(official_model.parameters(), lr=1e-4, betas=(0.9, 0.95))
         optimizer_disc = torch.optim.Adam(official_loss.discriminator.parameters(), lr=1e-4, betas=(0.9, 0.95))
         official_model.train()
@@ -193,23 +211,28 @@ def case_tokenizer_train_step(p):
             except StopIteration:
                 state["batches"] = iter(loader)
                 x, _ = next(state["batches"])
-            imgs = x
             start = time.perf_counter()
+            imgs = x.to(device, non_blocking=True)
             optimizer.zero_grad()
-            recons_imgs, codebook_loss = official_model(imgs)
-            loss_gen = official_loss(codebook_loss, imgs, recons_imgs, optimizer_idx=0, global_step=train_steps + 1,
-                                     last_layer=official_model.decoder.last_layer, logger=None, log_every=10**9)
+            with torch.autocast(device.split(":")[0], dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                recons_imgs, codebook_loss = official_model(imgs)
+                loss_gen = official_loss(codebook_loss, imgs, recons_imgs, optimizer_idx=0,
+                                         global_step=train_steps + 1, last_layer=official_model.decoder.last_layer,
+                                         logger=None, log_every=10**9)
             loss_gen.backward()
             torch.nn.utils.clip_grad_norm_(official_model.parameters(), 1.0)
             optimizer.step()
+            sync()
             middle = time.perf_counter()
             optimizer_disc.zero_grad()
-            loss_disc = official_loss(codebook_loss, imgs, recons_imgs, optimizer_idx=1, global_step=train_steps + 1,
-                                      logger=None, log_every=10**9)
+            with torch.autocast(device.split(":")[0], dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss_disc = official_loss(codebook_loss, imgs, recons_imgs, optimizer_idx=1,
+                                          global_step=train_steps + 1, logger=None, log_every=10**9)
             loss_disc.backward()
             torch.nn.utils.clip_grad_norm_(official_loss.discriminator.parameters(), 1.0)
             optimizer_disc.step()
             _ = loss_gen.item() + loss_disc.item()  # vq_train.py's running loss (a device sync on GPUs)
+            sync()
             state["generator"].append(middle - start)
             state["discriminator"].append(time.perf_counter() - middle)
 
@@ -219,7 +242,8 @@ def case_tokenizer_train_step(p):
     # -- ours: the engine and TokenizerObjective, the parts of a step time-stamped --------------
     model, discriminator, official = _our_model_and_discriminator(p, lpips_state)
     initial = (copy.deepcopy(model.state_dict()), copy.deepcopy(discriminator.state_dict()))
-    config = our_config(str(data_dir), str(Path(workdir) / "run"), p["image_size"], p["batch"], total_steps)
+    config = our_config(str(data_dir), str(Path(workdir) / "run"), p["image_size"], p["batch"], total_steps,
+                        mixed_precision, workers)
     objective = TokenizerObjective(config, model=model, perceptual_loss=ours_lpips(lpips_state))
     parts = {"generator": [], "discriminator": [], "first_batch": None, "first_terms": {}}
     original_build, original_step_losses = objective.build, objective.step_losses
@@ -237,11 +261,13 @@ def case_tokenizer_train_step(p):
         if step == 0:
             parts["first_terms"]["generator"] = float(item.loss.detach())
         yield item
+        sync()
         middle = time.perf_counter()
         for item in losses:
             if step == 0:
                 parts["first_terms"]["discriminator"] = float(item.loss.detach())
             yield item
+        sync()
         parts["generator"].append(middle - start)
         parts["discriminator"].append(time.perf_counter() - middle)
 
@@ -262,6 +288,7 @@ def case_tokenizer_train_step(p):
             terms = engine.step(number)
             engine.log(number, terms, progress)
             engine.checkpoint(number + 1)
+            sync()
             ours_times.append(time.perf_counter() - start)
             if official_step is not None:
                 start = time.perf_counter()
@@ -278,7 +305,7 @@ def case_tokenizer_train_step(p):
                                       "generator": statistics.median(state["generator"][timed]),
                                       "discriminator": statistics.median(state["discriminator"][timed])}
             step.parts["crosscheck"] = {"hf_vq": parts["first_terms"],
-                                        "official": _official_losses(official, initial, parts["first_batch"])}
+                                        "official": _official_losses(official, initial, parts["first_batch"].cpu())}
 
     weakref.finalize(step, shutil.rmtree, workdir, True)  # the images and the run folder go with the step
     return step, {"warmup": 0, "flops": _step_flops(p, lpips_state) * p["batch"]}
@@ -328,6 +355,6 @@ def _step_flops(p, lpips_state) -> float:
 
 if __name__ == "__main__":  # python tokenizer_training_step.py '{"image_size": 32, "batch": 1, ...}'
     params = json.loads(sys.argv[1])
-    run = case_tokenizer_train_step(params)[0]
+    run, extra = case_tokenizer_train_step(params)
     run()
-    print(json.dumps({"seconds": run.result, **run.parts}))
+    print(json.dumps({"seconds": run.result, **run.parts, "flops": extra["flops"]}))

@@ -161,3 +161,25 @@ def test_cosine_floor_follows_titoks_schedule():
     assert plain[-1] == 0 and plain[warmup] == pytest.approx(base)
     with pytest.raises(ConfigError, match=r"training\.min_learning_rate must be below training\.learning_rate"):
         TrainingArguments(lr_scheduler="cosine", learning_rate=1e-5, min_learning_rate=1e-4).check()
+
+
+def test_optimizer_is_fused_on_cuda_only_and_makes_the_same_update():
+    """build_optimizer: torch's fused AdamW on a CUDA device (as LlamaGen's train_c2i.py), the default
+    implementation elsewhere; the fused kernel (here its CPU build) takes the same AdamW steps."""
+    from hf_vq.training.config import TrainingArguments
+    from hf_vq.training.engine import build_optimizer
+
+    args = TrainingArguments(optimizer="adamw", weight_decay=0.05)
+    generator = torch.Generator().manual_seed(0)
+    fused_weight = torch.nn.Parameter(torch.randn(5, 3, generator=generator))
+    plain_weight = torch.nn.Parameter(fused_weight.detach().clone())
+    fused = build_optimizer([fused_weight], 1e-2, args, device=torch.device("cuda"))
+    plain = build_optimizer([plain_weight], 1e-2, args, device=torch.device("cpu"))
+    assert fused.defaults["fused"] is True and not plain.defaults.get("fused")
+    for _ in range(3):
+        gradient = torch.randn(5, 3, generator=generator)
+        fused_weight.grad, plain_weight.grad = gradient.clone(), gradient.clone()
+        fused.step()
+        plain.step()
+    assert not torch.equal(fused_weight, torch.randn(5, 3, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(fused_weight, plain_weight, rtol=1e-6, atol=1e-7)

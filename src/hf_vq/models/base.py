@@ -128,6 +128,11 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
         )
     if pixel_values.shape[0] == 0:
         raise ValueError(f"pixel_values is an empty batch (shape {tuple(pixel_values.shape)}): pass at least one image.")
+    if torch.compiler.is_compiling():
+        # The value checks read the tensor's values on the host: under torch.compile that is a graph
+        # break and a device sync per call, so a compiled model checks shapes only (as transformers'
+        # models skip their data-dependent checks when compiling). Run it eagerly to check values.
+        return
     # One reduction and one device sync per forward (this check runs on every training step).
     low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -149,7 +154,7 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
     if indices.ndim != expected_ndim:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
-    if indices.numel():
+    if indices.numel() and not torch.compiler.is_compiling():  # values: eager only (see check_pixel_values)
         low, high = torch.stack(torch.aminmax(indices)).tolist()
         if low < 0 or high >= codebook_size:
             raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")

@@ -70,7 +70,8 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} expects floating-point input; got dtype {z.dtype}. Convert with z.float().")
         if z.numel() == 0:
             raise ValueError(f"{name} got an empty input of shape {tuple(z.shape)}; pass at least one vector.")
-        if not bool(torch.isfinite(z).all()):
+        # a host read of the values: eagerly only (under torch.compile a graph break and a sync per call)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(z).all()):
             raise ValueError(
                 f"{name} input contains NaN or inf values. Non-finite latents usually mean non-finite pixels "
                 "or a diverged encoder: check the input images and lower the learning rate."
@@ -83,7 +84,8 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} indices must be an integer torch.Tensor; got {type(indices).__name__}.")
         if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
             raise ValueError(f"{name} indices must be an integer tensor; got dtype {indices.dtype}. Use indices.long().")
-        if indices.numel():
+        # the values are read on the host: eagerly only (under torch.compile a graph break and a sync)
+        if indices.numel() and not torch.compiler.is_compiling():
             low, high = torch.stack(torch.aminmax(indices.long())).tolist()
             if low < 0 or high >= self.codebook_size:
                 raise ValueError(

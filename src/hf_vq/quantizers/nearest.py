@@ -134,7 +134,8 @@ def nearest_code(
             f"{tuple(vectors.shape)} and {tuple(codebook.shape)}."
         )
     vectors = vectors.to(codebook.dtype)
-    augmented_codebook = torch.cat([-2 * codebook.t(), codebook.pow(2).sum(1)[None]], dim=0).contiguous()
+    # built as (K, d + 1) rows and passed transposed: the CPU tiles read it as rows without another copy
+    augmented_codebook = torch.cat([-2 * codebook, codebook.pow(2).sum(1, keepdim=True)], dim=1).t()
     ones = torch.ones(vectors.shape[0], 1, dtype=codebook.dtype, device=codebook.device)
     augmented_vectors = torch.cat([vectors, ones], dim=1)
     return _first_argmin_of_products(augmented_vectors, augmented_codebook, max_elements)

@@ -25,9 +25,12 @@ class QuantizerOutput:
 def batch_perplexity(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """exp(entropy) of the code histogram of one batch (a training monitor).
 
-    Uses ``bincount`` (size K), never a (N, K) one-hot.
+    Counts into K bins with ``index_add_``, never a (N, K) one-hot; unlike ``bincount`` its output
+    shape does not depend on the values, so torch.compile keeps it in the graph.
     """
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
+    flat = indices.reshape(-1)
+    counts = torch.zeros(codebook_size, device=flat.device).index_add_(
+        0, flat, torch.ones(flat.shape, device=flat.device))
     probs = counts / counts.sum().clamp_min(1)
     entropy = -(probs * torch.log(probs.clamp_min(1e-10))).sum()
     return torch.exp(entropy)

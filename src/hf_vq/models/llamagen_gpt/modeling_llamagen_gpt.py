@@ -197,7 +197,8 @@ def check_input_ids(input_ids, vocab_size: int) -> None:
         raise ValueError(f"input_ids must be an integer torch.Tensor; got {getattr(input_ids, 'dtype', type(input_ids))}.")
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must have shape (batch, num_tokens); got {tuple(input_ids.shape)}.")
-    if input_ids.numel():
+    # the values are read on the host: eagerly only (under torch.compile a graph break and a sync per step)
+    if input_ids.numel() and not torch.compiler.is_compiling():
         low, high = torch.stack(torch.aminmax(input_ids)).tolist()
         if low < 0 or high >= vocab_size:
             raise ValueError(
@@ -276,7 +277,8 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
     def embed_class_labels(self, class_labels: torch.Tensor) -> torch.Tensor:
         if class_labels.ndim != 1 or class_labels.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"class_labels must be a 1D integer tensor (batch,); got {class_labels.dtype} {tuple(class_labels.shape)}.")
-        low, high = int(class_labels.min()), int(class_labels.max())
+        # the values are read on the host: eagerly only (under torch.compile a graph break and a sync per step)
+        low, high = (0, 0) if torch.compiler.is_compiling() else torch.stack(torch.aminmax(class_labels)).tolist()
         if low < 0 or high > self.config.num_classes:
             raise ValueError(
                 f"class_labels must be in [0, {self.config.num_classes}] ({self.config.num_classes} is the null class); "
