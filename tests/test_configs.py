@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from hf_vq.modules import build_discriminator
 from hf_vq.training import DEMO_CONFIG, build_model, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,14 @@ def test_demo_yaml_mirrors_the_embedded_default():
     assert load_config(REPO / "configs" / "demo" / "vqvae.yaml") == load_config(None)
 
 
+def assert_official_discriminator(loss):
+    """The official losses build NLayerDiscriminator() (MaskBit's, its defaults: 1,909,889 parameters)."""
+    assert loss.discriminator == "maskbit" and loss.discriminator_options == {
+        "hidden_channels": 128, "num_stages": 3, "blur_resample": True, "blur_kernel_size": 4, "zero_one_pixels": True}
+    discriminator = build_discriminator(loss.discriminator, 3, options=loss.discriminator_options)
+    assert sum(p.numel() for p in discriminator.parameters()) == 1_909_889
+
+
 def test_titok_recipes_follow_the_official_configs():
     """bytedance/1d-tokenizer configs/training/TiTok/stage{1,2}/titok_{s128,b64,l32}.yaml, and the vq8k single stage."""
     assert {p.stem for p in TITOK} == {f"titok-{v}-stage{s}" for v in ("s128", "b64", "l32") for s in (1, 2)} | {
@@ -126,6 +135,7 @@ def test_titok_recipes_follow_the_official_configs():
         assert loss.objective == "decoder_finetune" and loss.quantizer_weight == 0 and loss.reconstruction == "mse"
         assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start, loss.lecam_weight) == (0.01, False, 20_000, 0.001)
         assert (loss.convnext_weight, loss.lpips_weight) == (0.1, 0.0)  # official perceptual_loss convnext_s, 0.1
+        assert_official_discriminator(loss)
         assert (stage2.training.warmup_steps, stage2.training.max_steps, stage2.training.adam_beta2) == (5_000, 500_000, 0.999)
         # Its stage-1 model, shrunk, builds: the generic test above runs it.
         assert stage1.model["model_type"] == "titok"
@@ -135,6 +145,7 @@ def test_titok_recipes_follow_the_official_configs():
     assert (model["encoder_hidden_size"], model["decoder_hidden_size"], model["decoder_type"]) == (768, 1024, "pixel")
     assert (single.loss.disc_weight, single.loss.disc_start, single.loss.lecam_weight) == (0.1, 200_000, 0.001)
     assert (single.loss.lpips_weight, single.loss.convnext_weight) == (1.0, 0.1)  # lpips-convnext_s-1.0-0.1 x 1.1
+    assert_official_discriminator(single.loss)
     for path in TITOK:  # official lr_scheduler: cosine with end_lr 1e-5
         args = load_config(path).training
         assert (args.lr_scheduler, args.min_learning_rate) == ("cosine", 1e-5), path.name

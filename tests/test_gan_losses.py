@@ -70,11 +70,15 @@ def test_gan_losses_values():
 
 def test_lecam_tracks_logit_averages_and_penalises_drift():
     lecam = LeCamRegularizer(decay=0.5)
-    real, fake = torch.full((4,), 3.0), torch.full((4,), -3.0)
+    lecam.ema_real.fill_(1.0)
+    lecam.ema_fake.fill_(-1.0)
+    real, fake = torch.tensor([2.0, 4.0, 3.0, 3.0]), torch.tensor([-5.0, -1.0, -3.0, -3.0])
     value = lecam(real, fake)
-    assert lecam.ema_real.item() == pytest.approx(1.5) and lecam.ema_fake.item() == pytest.approx(-1.5)
-    # relu(3 - (-1.5))^2 + relu(1.5 - (-3))^2
-    assert value.item() == pytest.approx(4.5**2 * 2)
+    # TiTok's form, on the batch means (3 and -3) with the averages from before the batch:
+    # relu(3 - (-1))^2 + relu(1 - (-3))^2 = 32; per logit it would be (9 + 25 + 16 + 16) / 4 + (36 + 4 + 16 + 16) / 4.
+    assert value.item() == pytest.approx(4.0**2 * 2)
+    # then the averages move halfway to the batch means
+    assert lecam.ema_real.item() == pytest.approx(2.0) and lecam.ema_fake.item() == pytest.approx(-2.0)
     assert set(lecam.state_dict()) == {"ema_real", "ema_fake"}
 
 

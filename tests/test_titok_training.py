@@ -1,6 +1,8 @@
 """TiTok training on the engine, shrunk: the single-stage recipe, stage 1 (proxy codes of a frozen
 MaskGIT-VQGAN) and stage 2 (frozen encoder + quantizer, decoder fine-tuning)."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,7 @@ from safetensors.torch import load_file
 from hf_vq import MaskGITVQGANConfig, MaskGITVQGANModel, TiTokConfig, TiTokModel
 from hf_vq.losses import ConvNeXtPerceptualLoss
 from hf_vq.losses.perceptual import CONVNEXT_WEIGHT_FILE
+from hf_vq.modules import MaskBitDiscriminator
 from hf_vq.training import TrainConfig, run_training
 from hf_vq.training.titok_objectives import copy_pixel_decoder
 
@@ -130,13 +133,22 @@ def test_stage1_cross_entropy_against_proxy_codes_then_stage2_freezes_encoder(tm
 
 
 def test_single_stage_recipe_with_dead_code_restarts_and_gan(tmp_path):
+    """The single-stage recipe with its official discriminator (MaskBit's, shrunk)."""
     model = {**TINY_TITOK, "decoder_type": "pixel", "l2_norm": False, "legacy_latent_layout": False,
              "zero_one_pixels": False, "dead_code_restarts": True}
+    maskbit = {"hidden_channels": 32, "num_stages": 2, "blur_resample": True, "blur_kernel_size": 4}
     result = run(tmp_path, "single", model, {"reconstruction": "mse", "disc_weight": 0.1, "adaptive_disc_weight": False,
-                                              "disc_start": 2, "lecam_weight": 0.001, "disc_layers": 2,
-                                              "disc_channels": 8}, steps=4, ema_decay=0.999, max_grad_norm=1.0)
+                                              "disc_start": 2, "lecam_weight": 0.001, "discriminator": "maskbit",
+                                              "discriminator_options": maskbit}, steps=4, ema_decay=0.999,
+                 max_grad_norm=1.0, checkpoint_every=4)
     assert [h["step"] for h in result.history] == [0, 1, 2, 3]
     assert "generator_adversarial" in result.history[-1] and "generator_adversarial" not in result.history[0]
+    assert {"discriminator", "lecam", "logits_real"} <= set(result.history[-1])
+    checkpoint = result.output_dir / "checkpoints" / "checkpoint-00000004"
+    assert set(load_file(checkpoint / "discriminator.safetensors")) == set(MaskBitDiscriminator(**maskbit).state_dict())
+    # The discriminator's AdamW has TiTok's official groups: its 9 biases and GroupNorm vectors without weight decay.
+    groups = json.loads((checkpoint / "trainer_state.json").read_text())["optimizers"]["discriminator"]["param_groups"]
+    assert [(len(group["params"]), group["weight_decay"]) for group in groups] == [(9, 0.0), (5, 1e-4)]
     usage = result.model.quantizer.behaviours[0].usage
     assert usage.sum() > 0  # the restart behaviour tracked code usage during training
     assert (result.output_dir / "reconstructions.png").is_file()

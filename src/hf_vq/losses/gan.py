@@ -29,8 +29,12 @@ def generator_loss(kind: str, logits_fake: torch.Tensor) -> torch.Tensor:
 
 
 class LeCamRegularizer(nn.Module):
-    """LeCam regularisation (Tseng et al. 2021): keeps the discriminator's logits near the
-    moving averages of the opposite class: E relu(D(x) - ema_fake)^2 + E relu(ema_real - D(G))^2.
+    """LeCam regularisation (Tseng et al. 2021) in the form of TiTok's and MaskBit's official code
+    (bytedance/1d-tokenizer ``compute_lecam_loss``): keeps the discriminator's batch-mean logits near the
+    moving averages of the opposite class,
+    relu(mean D(x) - ema_fake)^2 + relu(ema_real - mean D(G))^2,
+    with the averages from before this batch, which then enter them. (The LeCam paper's code applies the
+    hinges to every logit and updates the averages first.)
 
     The averages are buffers (saved in checkpoints) and averaged over processes, so every
     rank applies the same regulariser.
@@ -51,9 +55,11 @@ class LeCamRegularizer(nn.Module):
         self.ema_fake.mul_(self.decay).add_(means[1], alpha=1 - self.decay)
 
     def forward(self, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+        ema_real, ema_fake = self.ema_real.clone(), self.ema_fake.clone()
+        loss = (F.relu(logits_real.float().mean() - ema_fake).pow(2)
+                + F.relu(ema_real - logits_fake.float().mean()).pow(2))
         self.update(logits_real, logits_fake)
-        return (F.relu(logits_real - self.ema_fake).pow(2).mean()
-                + F.relu(self.ema_real - logits_fake).pow(2).mean())
+        return loss
 
 
 def adaptive_generator_weight(nll_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,

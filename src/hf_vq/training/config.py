@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..data.transforms import TRAIN_CROPS
+from ..modules.discriminators import check_discriminator_options
 
 # The embedded demo run: what `hf-vq train` does with no arguments (configs/demo/vqvae.yaml mirrors it).
 DEMO_CONFIG = {
@@ -235,7 +236,11 @@ class LossConfig(_Section):
     disc_weight: GAN weight (0 = no discriminator). With ``adaptive_disc_weight`` it multiplies
         taming's adaptive weight; otherwise it is the weight itself.
     disc_start: the step at which the discriminator and the GAN term start.
-    discriminator: "patchgan" (``disc_layers``, BatchNorm) or "stylegan".
+    discriminator: "patchgan" (``disc_layers``, BatchNorm), "stylegan" or "maskbit" (MaskBit's and
+        TiTok's discriminator; ``discriminator_options`` holds its constructor options:
+        hidden_channels, num_stages, blur_resample, blur_kernel_size, zero_one_pixels).
+    discriminator_options: options of the maskbit discriminator (empty: the official defaults);
+        unknown keys, or options for another discriminator, are errors.
     disc_loss: "hinge" or "non_saturating".
     discriminator_loss_weight: multiplies the discriminator's own loss (1; LlamaGen's ``VQLoss`` scales it
         by its ``disc_weight``, 0.5 in ``vq_train.py``, which matters under gradient clipping).
@@ -260,7 +265,8 @@ class LossConfig(_Section):
     disc_start: int = 0
     adaptive_disc_weight: bool = True
     disc_loss: typing.Literal["hinge", "non_saturating"] = "hinge"
-    discriminator: typing.Literal["patchgan", "stylegan"] = "patchgan"
+    discriminator: typing.Literal["patchgan", "stylegan", "maskbit"] = "patchgan"
+    discriminator_options: dict = field(default_factory=dict)
     disc_layers: int = 3
     disc_channels: int = 64
     discriminator_loss_weight: float = 1.0
@@ -276,6 +282,14 @@ class LossConfig(_Section):
                        "quantizer_weight", "convnext_weight", allow_zero=True)
         self._positive("disc_layers", "disc_channels", "discriminator_loss_weight")
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
+        try:
+            check_discriminator_options(self.discriminator, self.discriminator_options)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.discriminator == "maskbit" and (self.disc_layers, self.disc_channels) != (3, 64):
+            raise ConfigError("loss.disc_layers and loss.disc_channels size PatchGAN and StyleGAN; the maskbit "
+                              "discriminator takes loss.discriminator_options.num_stages and hidden_channels. "
+                              "Remove disc_layers / disc_channels.")
         _check((self.objective == "proxy_codes") == (self.proxy_tokenizer is not None), "loss.proxy_tokenizer",
                "set exactly when loss.objective is proxy_codes (the frozen tokenizer whose codes stage 1 predicts)",
                self.proxy_tokenizer)

@@ -88,6 +88,14 @@ def parameter_groups(model: nn.Module, weight_decay: float):
     return model.parameters()
 
 
+def discriminator_parameter_groups(model: nn.Module, discriminator: nn.Module, weight_decay: float):
+    """What the discriminator's optimizer trains: with a TiTok, the official weight-decay groups too
+    (the official code builds the discriminator's AdamW with the same exclusions as the model's)."""
+    if getattr(model.config, "model_type", None) == "titok":
+        return titok_parameter_groups(discriminator, weight_decay)
+    return discriminator.parameters()
+
+
 class TokenizerObjective(Objective):
     """Train a tokenizer with the ``loss:`` section of ``config``.
 
@@ -139,10 +147,10 @@ class TokenizerObjective(Objective):
         self.discriminator = self.raw_discriminator = self.lecam = self.perceptual = self.convnext = None
         if cfg.disc_weight > 0:
             discriminator = build_discriminator(cfg.discriminator, model.config.num_channels, image_size,
-                                                cfg.disc_layers, cfg.disc_channels)
+                                                cfg.disc_layers, cfg.disc_channels, cfg.discriminator_options)
             self.discriminator = engine.add_optimizer(
-                "discriminator", discriminator, discriminator.parameters(), args.disc_learning_rate or args.learning_rate,
-                start_step=cfg.disc_start, log_name="disc_lr")
+                "discriminator", discriminator, discriminator_parameter_groups(model, discriminator, args.weight_decay),
+                args.disc_learning_rate or args.learning_rate, start_step=cfg.disc_start, log_name="disc_lr")
             self.raw_discriminator = engine.accelerator.unwrap_model(self.discriminator)
             if cfg.lecam_weight > 0:
                 self.lecam = LeCamRegularizer(cfg.lecam_decay).to(engine.device)
