@@ -227,3 +227,32 @@ def test_bad_inputs_raise_clear_errors():
         model.decode(torch.zeros(1, 4, 9))
     with pytest.raises(ValueError, match="MaskGIT decoder upsamples by 8"):
         tiny_official_config(True, decoder_patch_size=4)
+
+
+def test_init_follows_the_official_code():
+    """The official blocks are ``nn.MultiheadAttention``: the official ``_init_weights`` (Linear / Conv only)
+    leaves its fused ``in_proj_weight`` at PyTorch's Xavier-uniform, while ``out_proj``, the MLPs, the patch
+    embedding, projections and head get N(0, 0.02) and the embeddings N(0, width^-1). At width 64 Xavier is
+    4.4 x wider than 0.02; a small qkv init makes attention uniform and slow to learn."""
+    width = 64
+    torch.manual_seed(0)
+    model = TiTokModel(TiTokConfig(
+        image_size=64, num_latent_tokens=16, patch_size=16, decoder_patch_size=16, encoder_hidden_size=width,
+        encoder_num_layers=2, encoder_num_heads=4, decoder_hidden_size=width, decoder_num_layers=2, decoder_num_heads=4,
+        codebook_size=64, codebook_dim=8, l2_norm=False, decoder_type="pixel", legacy_latent_layout=False,
+    ))
+    reference = torch.nn.MultiheadAttention(width, 4).in_proj_weight.detach()  # what the official blocks start from
+    bound = (6 / (width + 3 * width)) ** 0.5  # Xavier-uniform over the stacked (3 width, width) matrix
+    for stack in (model.encoder.transformer, model.decoder.transformer):
+        for block in stack.blocks:
+            qkv = block.attn.qkv.weight.detach()
+            assert qkv.abs().max() <= bound and qkv.abs().max() > 0.95 * bound
+            assert float(qkv.std()) == pytest.approx(float(reference.std()), rel=0.05)
+            assert float(qkv.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+            assert torch.equal(block.attn.qkv.bias, torch.zeros(3 * width))
+            for linear in (block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+                assert float(linear.weight.std()) == pytest.approx(0.02, rel=0.1) and not linear.bias.any()
+    for linear in (model.encoder.patch_embed, model.encoder.proj_out, model.decoder.embed, model.decoder.head):
+        assert float(linear.weight.std()) == pytest.approx(0.02, rel=0.15)
+    for embedding in (model.encoder.position_embedding, model.encoder.latent_tokens, model.decoder.mask_token):
+        assert float(embedding.std()) == pytest.approx(width**-0.5, rel=0.2)
