@@ -72,6 +72,30 @@ def test_conversion_matches_official_tokens_and_decode(tmp_path, name):
     assert_matches_official(model, tensors)
 
 
+def test_training_loss_and_gradients_match_official():
+    """One single-stage training step on the official weights: the loss terms and every parameter's gradient
+    equal the official ones (the fixture holds the official gradients of L2 on [0, 1] pixels + quantizer_loss)."""
+    from hf_vq.convert.titok import convert_titok_state_dict
+
+    state_dict, tensors = fixture("single_stage")
+    config = tiny_official_config(False)
+    model = convert_titok_state_dict(state_dict, config).train()
+    pixel_values = tensors["pixel_values"] * 2 - 1
+    out = model(pixel_values)
+    # Ours reconstructs in [-1, 1]: (ours - input) = 2 (official - input in [0, 1]), a factor 4 in the square.
+    reconstruction_loss = ((out.reconstruction - pixel_values) ** 2).mean() / 4
+    assert float(reconstruction_loss) == pytest.approx(float(tensors["loss.reconstruction"]), rel=1e-5)
+    assert float(out.quantizer_loss) == pytest.approx(float(tensors["loss.quantizer"]), rel=1e-5)
+    (reconstruction_loss + out.quantizer_loss).backward()
+    # The official gradients, renamed and reshaped by the converter like the weights they belong to.
+    official = {key[len("grad."):]: value for key, value in tensors.items() if key.startswith("grad.")}
+    official = dict(convert_titok_state_dict(official, config).named_parameters())
+    assert set(official) == {name for name, _ in model.named_parameters()}
+    for name, parameter in model.named_parameters():
+        scale = official[name].abs().max().clamp_min(1e-3)
+        assert (parameter.grad - official[name]).abs().max() < 1e-4 * scale, name
+
+
 def test_cli_variant_conversion_loads_with_auto_classes(tmp_path, monkeypatch):
     state_dict, tensors = fixture("two_stage")
     checkpoint = tmp_path / "tokenizer_titok_s128.bin"
