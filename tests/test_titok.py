@@ -259,12 +259,14 @@ def test_init_follows_the_official_code():
     embedding, projections and head get N(0, 0.02) and the embeddings N(0, width^-1). At width 64 Xavier is
     4.4 x wider than 0.02; a small qkv init makes attention uniform and slow to learn."""
     width = 64
+    fields = {
+        "image_size": 64, "num_latent_tokens": 16, "patch_size": 16, "decoder_patch_size": 16, "encoder_hidden_size": width,
+        "encoder_num_layers": 2, "encoder_num_heads": 4, "decoder_hidden_size": width, "decoder_num_layers": 2,
+        "decoder_num_heads": 4, "codebook_size": 64, "codebook_dim": 8, "l2_norm": False, "decoder_type": "pixel",
+        "legacy_latent_layout": False,
+    }
     torch.manual_seed(0)
-    model = TiTokModel(TiTokConfig(
-        image_size=64, num_latent_tokens=16, patch_size=16, decoder_patch_size=16, encoder_hidden_size=width,
-        encoder_num_layers=2, encoder_num_heads=4, decoder_hidden_size=width, decoder_num_layers=2, decoder_num_heads=4,
-        codebook_size=64, codebook_dim=8, l2_norm=False, decoder_type="pixel", legacy_latent_layout=False,
-    ))
+    model = TiTokModel(TiTokConfig(**fields))
     reference = torch.nn.MultiheadAttention(width, 4).in_proj_weight.detach()  # what the official blocks start from
     bound = (6 / (width + 3 * width)) ** 0.5  # Xavier-uniform over the stacked (3 width, width) matrix
     for stack in (model.encoder.transformer, model.decoder.transformer):
@@ -280,3 +282,9 @@ def test_init_follows_the_official_code():
         assert float(linear.weight.std()) == pytest.approx(0.02, rel=0.15)
     for embedding in (model.encoder.position_embedding, model.encoder.latent_tokens, model.decoder.mask_token):
         assert float(embedding.std()) == pytest.approx(width**-0.5, rel=0.2)
+    # initializer_range replaces the 0.02 (a narrow model's shrink rule); Xavier and the embeddings stay.
+    wider = TiTokModel(TiTokConfig(**fields, initializer_range=0.07))
+    assert float(wider.decoder.head.weight.std()) == pytest.approx(0.07, rel=0.1)
+    assert float(wider.decoder.transformer.blocks[0].attn.qkv.weight.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+    with pytest.raises(ValueError, match="initializer_range must be a positive number"):
+        TiTokConfig(initializer_range=0.0)

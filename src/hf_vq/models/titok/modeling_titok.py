@@ -131,7 +131,7 @@ class TiTokModel(VQTokenizerPreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """The official init: ViT linears/convs truncated N(0, 0.02) with zero biases, except the fused
+        """The official init: ViT linears/convs truncated N(0, 0.02) (``initializer_range``) with zero biases, except the fused
         q/k/v projections, embeddings N(0, width^-1); the MaskGIT decoder keeps PyTorch's default (it is
         loaded from a pretrained MaskGIT-VQGAN).
 
@@ -145,7 +145,7 @@ class TiTokModel(VQTokenizerPreTrainedModel):
             # Children are initialised before their parent: this overrides the default above.
             for child in module.modules():
                 if isinstance(child, (nn.Linear, nn.Conv2d)):
-                    init.trunc_normal_(child.weight, mean=0.0, std=0.02)
+                    init.trunc_normal_(child.weight, mean=0.0, std=self.config.initializer_range)
                     if child.bias is not None:
                         init.zeros_(child.bias)
             for child in module.modules():
