@@ -72,6 +72,30 @@ def test_conversion_matches_official_tokens_and_decode(tmp_path, name):
     assert_matches_official(model, tensors)
 
 
+def test_training_loss_and_gradients_match_official():
+    """One single-stage training step on the official weights: the loss terms and every parameter's gradient
+    equal the official ones (the fixture holds the official gradients of L2 on [0, 1] pixels + quantizer_loss)."""
+    from hf_vq.convert.titok import convert_titok_state_dict
+
+    state_dict, tensors = fixture("single_stage")
+    config = tiny_official_config(False)
+    model = convert_titok_state_dict(state_dict, config).train()
+    pixel_values = tensors["pixel_values"] * 2 - 1
+    out = model(pixel_values)
+    # Ours reconstructs in [-1, 1]: (ours - input) = 2 (official - input in [0, 1]), a factor 4 in the square.
+    reconstruction_loss = ((out.reconstruction - pixel_values) ** 2).mean() / 4
+    assert float(reconstruction_loss) == pytest.approx(float(tensors["loss.reconstruction"]), rel=1e-5)
+    assert float(out.quantizer_loss) == pytest.approx(float(tensors["loss.quantizer"]), rel=1e-5)
+    (reconstruction_loss + out.quantizer_loss).backward()
+    # The official gradients, renamed and reshaped by the converter like the weights they belong to.
+    official = {key[len("grad."):]: value for key, value in tensors.items() if key.startswith("grad.")}
+    official = dict(convert_titok_state_dict(official, config).named_parameters())
+    assert set(official) == {name for name, _ in model.named_parameters()}
+    for name, parameter in model.named_parameters():
+        scale = official[name].abs().max().clamp_min(1e-3)
+        assert (parameter.grad - official[name]).abs().max() < 1e-4 * scale, name
+
+
 def test_cli_variant_conversion_loads_with_auto_classes(tmp_path, monkeypatch):
     state_dict, tensors = fixture("two_stage")
     checkpoint = tmp_path / "tokenizer_titok_s128.bin"
@@ -227,3 +251,40 @@ def test_bad_inputs_raise_clear_errors():
         model.decode(torch.zeros(1, 4, 9))
     with pytest.raises(ValueError, match="MaskGIT decoder upsamples by 8"):
         tiny_official_config(True, decoder_patch_size=4)
+
+
+def test_init_follows_the_official_code():
+    """The official blocks are ``nn.MultiheadAttention``: the official ``_init_weights`` (Linear / Conv only)
+    leaves its fused ``in_proj_weight`` at PyTorch's Xavier-uniform, while ``out_proj``, the MLPs, the patch
+    embedding, projections and head get N(0, 0.02) and the embeddings N(0, width^-1). At width 64 Xavier is
+    4.4 x wider than 0.02; a small qkv init makes attention uniform and slow to learn."""
+    width = 64
+    fields = {
+        "image_size": 64, "num_latent_tokens": 16, "patch_size": 16, "decoder_patch_size": 16, "encoder_hidden_size": width,
+        "encoder_num_layers": 2, "encoder_num_heads": 4, "decoder_hidden_size": width, "decoder_num_layers": 2,
+        "decoder_num_heads": 4, "codebook_size": 64, "codebook_dim": 8, "l2_norm": False, "decoder_type": "pixel",
+        "legacy_latent_layout": False,
+    }
+    torch.manual_seed(0)
+    model = TiTokModel(TiTokConfig(**fields))
+    reference = torch.nn.MultiheadAttention(width, 4).in_proj_weight.detach()  # what the official blocks start from
+    bound = (6 / (width + 3 * width)) ** 0.5  # Xavier-uniform over the stacked (3 width, width) matrix
+    for stack in (model.encoder.transformer, model.decoder.transformer):
+        for block in stack.blocks:
+            qkv = block.attn.qkv.weight.detach()
+            assert qkv.abs().max() <= bound and qkv.abs().max() > 0.95 * bound
+            assert float(qkv.std()) == pytest.approx(float(reference.std()), rel=0.05)
+            assert float(qkv.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+            assert torch.equal(block.attn.qkv.bias, torch.zeros(3 * width))
+            for linear in (block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+                assert float(linear.weight.std()) == pytest.approx(0.02, rel=0.1) and not linear.bias.any()
+    for linear in (model.encoder.patch_embed, model.encoder.proj_out, model.decoder.embed, model.decoder.head):
+        assert float(linear.weight.std()) == pytest.approx(0.02, rel=0.15)
+    for embedding in (model.encoder.position_embedding, model.encoder.latent_tokens, model.decoder.mask_token):
+        assert float(embedding.std()) == pytest.approx(width**-0.5, rel=0.2)
+    # initializer_range replaces the 0.02 (a narrow model's shrink rule); Xavier and the embeddings stay.
+    wider = TiTokModel(TiTokConfig(**fields, initializer_range=0.07))
+    assert float(wider.decoder.head.weight.std()) == pytest.approx(0.07, rel=0.1)
+    assert float(wider.decoder.transformer.blocks[0].attn.qkv.weight.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+    with pytest.raises(ValueError, match="initializer_range must be a positive number"):
+        TiTokConfig(initializer_range=0.0)

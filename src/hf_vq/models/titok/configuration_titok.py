@@ -42,6 +42,9 @@ class TiTokConfig(VQTokenizerConfig):
         zero_one_pixels: the weights were trained on images in [0, 1] (the official ones): the
             model maps its [-1, 1] input to [0, 1] before the encoder and the decoder's output
             back (2 y - 1), so it takes and returns [-1, 1] like every hf_vq tokenizer.
+        initializer_range: std of the truncated normal that initialises the ViT linears and convs (the
+            official 0.02, tuned for widths 512 to 1024; a much narrower model starts with far weaker
+            signals at 0.02, see ``examples/titok_small_run.py``). Only the initialisation uses it.
         maskgit_*: the MaskGIT-VQGAN pixel decoder and codebook of ``decoder_type="maskgit"``
             (128 channels, multipliers (1, 1, 2, 2, 4), 2 ResNet blocks, 256 x 1024 codes).
     """
@@ -73,6 +76,7 @@ class TiTokConfig(VQTokenizerConfig):
     maskgit_z_channels: int = 256
     maskgit_codebook_size: int = 1024
     reconstruction_loss: str = "mse"
+    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         check_positive(
@@ -80,6 +84,8 @@ class TiTokConfig(VQTokenizerConfig):
             "decoder_hidden_size", "decoder_num_layers", "decoder_num_heads", "patch_size", "decoder_patch_size",
             "maskgit_base_channels", "maskgit_num_res_blocks", "maskgit_z_channels", "maskgit_codebook_size",
         )
+        if isinstance(self.initializer_range, bool) or not self.initializer_range > 0:
+            raise ValueError(f"initializer_range must be a positive number (the official 0.02); got {self.initializer_range!r}.")
         if self.decoder_type not in DECODER_TYPES:
             raise ValueError(f"Unknown decoder_type {self.decoder_type!r}; choose one of {DECODER_TYPES}.")
         for side, name in ((self.patch_size, "patch_size"), (self.decoder_patch_size, "decoder_patch_size")):

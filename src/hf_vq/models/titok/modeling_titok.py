@@ -11,7 +11,7 @@ import torch.nn as nn
 from transformers import initialization as init
 
 from ...modules.maskgit_vqgan import MaskGITDecoder
-from ...modules.vit_blocks import ViTStack
+from ...modules.vit_blocks import ViTAttention, ViTStack
 from ...quantizers import DeadCodeReinit, VectorQuantizer
 from ..base import VQEncoderOutput, VQTokenizerPreTrainedModel, check_pixel_values
 from .configuration_titok import TiTokConfig
@@ -131,16 +131,26 @@ class TiTokModel(VQTokenizerPreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """The official init: ViT linears/convs truncated N(0, 0.02), embeddings N(0, width^-1); the
-        MaskGIT decoder keeps PyTorch's default (it is loaded from a pretrained MaskGIT-VQGAN)."""
+        """The official init: ViT linears/convs truncated N(0, 0.02) (``initializer_range``) with zero biases, except the fused
+        q/k/v projections, embeddings N(0, width^-1); the MaskGIT decoder keeps PyTorch's default (it is
+        loaded from a pretrained MaskGIT-VQGAN).
+
+        The official blocks use ``nn.MultiheadAttention``, whose ``in_proj_weight`` is a bare parameter
+        that the official ``_init_weights`` (which visits ``nn.Linear`` / ``nn.Conv*`` only) never
+        touches: it keeps PyTorch's Xavier-uniform init over the stacked (3 width, width) matrix (std
+        sqrt(2 / (4 width)): 0.026 at width 768, 0.088 at width 64) and a zero bias; ``out_proj`` is an
+        ``nn.Linear`` and gets N(0, 0.02)."""
         super()._init_weights(module)
         if isinstance(module, (TiTokEncoder, TiTokDecoder)):
             # Children are initialised before their parent: this overrides the default above.
             for child in module.modules():
                 if isinstance(child, (nn.Linear, nn.Conv2d)):
-                    init.trunc_normal_(child.weight, mean=0.0, std=0.02)
+                    init.trunc_normal_(child.weight, mean=0.0, std=self.config.initializer_range)
                     if child.bias is not None:
                         init.zeros_(child.bias)
+            for child in module.modules():
+                if isinstance(child, ViTAttention):
+                    init.xavier_uniform_(child.qkv.weight)
             for parameter in module.parameters(recurse=False):
                 init.normal_(parameter, std=parameter.shape[-1] ** -0.5)
         elif isinstance(module, TiTokModel) and module.pixel_codebook is not None:
