@@ -70,7 +70,9 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} expects floating-point input; got dtype {z.dtype}. Convert with z.float().")
         if z.numel() == 0:
             raise ValueError(f"{name} got an empty input of shape {tuple(z.shape)}; pass at least one vector.")
-        if not bool(torch.isfinite(z).all()):
+        # One reduction: aminmax propagates NaN and an inf is the min or the max (isfinite(z).all() makes
+        # several passes and a bool copy of z, which was most of a small quantizer's forward).
+        if not bool(torch.isfinite(torch.stack(torch.aminmax(z))).all()):
             raise ValueError(
                 f"{name} input contains NaN or inf values. Non-finite latents usually mean non-finite pixels "
                 "or a diverged encoder: check the input images and lower the learning rate."

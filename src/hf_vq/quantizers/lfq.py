@@ -42,7 +42,8 @@ class LFQ(Quantizer):
         return self._indices_to_codes(torch.arange(self.codebook_size, device=device))
 
     def _quantize(self, z: torch.Tensor, with_losses: bool):
-        codes = torch.where(z > 0, torch.ones_like(z), -torch.ones_like(z))
+        bits = (z > 0).to(torch.float32)
+        codes = (bits * 2 - 1).to(z.dtype)  # +1 where z > 0, else -1 (exact in every float dtype)
         loss_terms = {}
         if with_losses:
             loss_terms["commitment"] = self.beta * torch.mean((z - codes) ** 2)
@@ -51,8 +52,12 @@ class LFQ(Quantizer):
                 loss_terms["entropy"] = self.entropy_weight * codebook_entropy_loss(
                     z, self.implicit_codebook(z.device).to(z.dtype), self.entropy_temperature
                 )
-        indices = ((codes > 0).long() * self._basis(z.device)).sum(-1)
-        quantized = codes + (z - z.detach())
+        # sum_i bit_i 2**i as one float32 matrix-vector product: exact, every partial sum is an integer
+        # below 2**MAX_LFQ_DIM <= 2**24 (an integer multiply and sum over (N, dim) took several times longer)
+        powers = torch.tensor([2.0**i for i in range(self.dim)], dtype=torch.float32, device=z.device)
+        indices = (bits @ powers).long()
+        # straight-through: codes + (z - sg(z)), whose second term is exactly 0 when no gradient can flow
+        quantized = codes + (z - z.detach()) if torch.is_grad_enabled() and z.requires_grad else codes
         return quantized, indices, loss_terms
 
     def _indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
