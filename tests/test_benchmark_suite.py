@@ -86,7 +86,7 @@ def test_quick_run_writes_a_results_report(tmp_path):
     # the engine's tokenizer step was timed, with its generator / discriminator parts and its FLOP floor
     assert " s (" in rows["hf_vq engine (`hf-vq train`)"][0] and rows["hf_vq engine (`hf-vq train`)"][-1].endswith("x")
     for loader in ("hf_vq (`hf-vq train`'s loader)", "plain PIL loop", "datasets + torchvision.transforms.v2",
-                   "JPEG decode alone (limit)"):
+                   "JPEG decode + PIL crop, BICUBIC resize, flip (limit for these pixels)", "JPEG decode alone (limit)"):
         assert float(rows[loader][1]) > 0  # images/s
     for extractor in ("hf_vq, pytorch-fid port (`load_fid_inception`)", "torch-fidelity package"):
         assert " s (" in rows[extractor][0]
