@@ -168,6 +168,18 @@ def test_fsq_matches_vector_quantize_pytorch_bit_for_bit(levels):
     assert torch.equal(trained.indices, fast.indices)
 
 
+def test_fsq_trains_after_a_forward_under_inference_mode():
+    # FSQ keeps its bound's constants between calls: ones first built under inference_mode must still
+    # serve a later forward whose backward needs them.
+    fsq = FSQ([8, 5, 5])
+    with torch.inference_mode():
+        inferred = fsq(torch.ones(4, 3))
+    z = torch.ones(4, 3, requires_grad=True)
+    trained = fsq(z)
+    trained.quantized.sum().backward()
+    assert torch.equal(trained.quantized.detach(), inferred.quantized) and z.grad.shape == (4, 3)
+
+
 def test_lfq_signs_and_indices_against_numpy():
     """Independent reference: numpy's sign bits (0 counts as negative) and sum_i bit_i 2**i, at 2**14 codes;
     the inference path (no straight-through term) and the training path agree, and the gradient is the

@@ -60,13 +60,17 @@ class FSQ(Quantizer):
         """``(half_l, shift, offset, half_width)`` of the bound (see the class docstring), each (dim,) of ``dtype``."""
         key = (device, dtype)
         if key not in self._constants_cache:
-            int_levels = self._levels(device)
-            levels = int_levels.to(dtype)
-            half_l = (levels - 1) * (1 + self.eps) / 2
-            offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(dtype)
-            shift = torch.atanh(offset / half_l)
-            self._constants_cache[key] = (half_l, shift, offset, (int_levels // 2).to(dtype))
+            with torch.inference_mode(False):  # built under inference_mode, they could not serve a later backward
+                self._constants_cache[key] = self._compute_bound_constants(device, dtype)
         return self._constants_cache[key]
+
+    def _compute_bound_constants(self, device, dtype):
+        int_levels = self._levels(device)
+        levels = int_levels.to(dtype)
+        half_l = (levels - 1) * (1 + self.eps) / 2
+        offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(dtype)
+        shift = torch.atanh(offset / half_l)
+        return half_l, shift, offset, (int_levels // 2).to(dtype)
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         half_l, shift, offset, _ = self._bound_constants(z.device, z.dtype)
