@@ -180,6 +180,20 @@ def test_fsq_trains_after_a_forward_under_inference_mode():
     assert torch.equal(trained.quantized.detach(), inferred.quantized) and z.grad.shape == (4, 3)
 
 
+def test_fsq_and_lfq_indices_are_exact_under_bfloat16_autocast():
+    # the indices are sums of integers computed in float32: autocast (which runs matrix products in
+    # bfloat16) must not touch them; 2**14 codes need 15 significant bits, bfloat16 has 8
+    torch.manual_seed(0)
+    z_fsq, z_lfq = torch.randn(4096, 5) * 2, torch.randn(4096, 14)
+    fsq, lfq = FSQ([8, 8, 8, 6, 5]), LFQ(14)
+    with torch.no_grad():
+        expected = fsq(z_fsq).indices, lfq(z_lfq).indices
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(fsq(z_fsq).indices, expected[0]) and torch.equal(lfq(z_lfq).indices, expected[1])
+    assert torch.equal(expected[1], ((z_lfq > 0).long() << torch.arange(14)).sum(-1))
+    assert expected[0].max() > 2**13 and expected[1].max() > 2**13
+
+
 def test_lfq_signs_and_indices_against_numpy():
     """Independent reference: numpy's sign bits (0 counts as negative) and sum_i bit_i 2**i, at 2**14 codes;
     the inference path (no straight-through term) and the training path agree, and the gradient is the
