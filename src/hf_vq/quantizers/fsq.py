@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Quantizer
+from .base import Quantizer, mixed_radix_indices
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +82,7 @@ class FSQ(Quantizer):
         rounded = torch.round(bounded)
         # The digits are the rounded values shifted to [0, L); codes_to_indices(quantized) gives the same
         # numbers (quantized * half_width rounds back to them) but costs three more passes.
-        indices = self._digits_to_indices(rounded + half_width)
+        indices = mixed_radix_indices(rounded + half_width, self.basis_list)
         if torch.is_grad_enabled() and bounded.requires_grad:
             quantized = (rounded + (bounded - bounded.detach())) / half_width  # round_ste(bounded) / half_width
         else:
@@ -90,16 +90,6 @@ class FSQ(Quantizer):
             # add_(0.0) does in place, so both paths give the same bits.
             quantized = rounded.add_(0.0).div_(half_width)
         return quantized, indices, {}
-
-    def _digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
-        """Float digits (N, dim) in [0, L) -> mixed-radix indices (N,)."""
-        if self.codebook_size <= 2**24:
-            # In float32 every product and partial sum is an integer below 2**24, so exact, and several times
-            # faster than the int64 product and sum. Elementwise on purpose: a matrix product would be cast to
-            # bfloat16 under autocast, or rounded to TF32 on GPUs.
-            basis = torch.tensor(self.basis_list, dtype=torch.float32, device=digits.device)
-            return (digits.to(torch.float32) * basis).sum(dim=-1).long()
-        return (digits.long() * self._basis(digits.device)).sum(dim=-1)
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         half_width = self._levels(codes.device) // 2

@@ -2,7 +2,7 @@
 
 import torch
 
-from .base import Quantizer
+from .base import Quantizer, mixed_radix_indices
 from .entropy import codebook_entropy_loss
 
 #: 2**20 implicit codes: the entropy term compares every vector with every code.
@@ -52,11 +52,7 @@ class LFQ(Quantizer):
                 loss_terms["entropy"] = self.entropy_weight * codebook_entropy_loss(
                     z, self.implicit_codebook(z.device).to(z.dtype), self.entropy_temperature
                 )
-        # sum_i bit_i 2**i in float32: exact, every partial sum is an integer below 2**MAX_LFQ_DIM <= 2**24 (the
-        # int64 product and sum took several times longer). Elementwise on purpose: a matrix product would be
-        # cast to bfloat16 under autocast.
-        powers = torch.tensor([2.0**i for i in range(self.dim)], dtype=torch.float32, device=z.device)
-        indices = (bits * powers).sum(dim=-1).long()
+        indices = mixed_radix_indices(bits, [2**i for i in range(self.dim)])  # sum_i bit_i 2**i
         # straight-through: codes + (z - sg(z)), whose second term is exactly 0 when no gradient can flow
         quantized = codes + (z - z.detach()) if torch.is_grad_enabled() and z.requires_grad else codes
         return quantized, indices, loss_terms
