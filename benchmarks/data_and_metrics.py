@@ -12,7 +12,9 @@ photographs of various sizes) with a train transform to ``image_size``, batches 
 - ``datasets_tv2``: ``datasets.load_dataset("imagefolder")`` + ``set_transform`` with a
   ``torchvision.transforms.v2`` pipeline (``RandomResizedCrop`` with square ratio and
   0.64-1 of the area, flip, ``ToDtype``, ``Normalize``) and a ``DataLoader``;
-- ``decode``: the floor: ``Image.open(path).convert("RGB")`` alone (JPEG decoding).
+- ``decode``: the floor: ``Image.open(path).convert("RGB")`` alone (JPEG decoding);
+- ``decode_resize``: the floor of these pixels: the decode and the plain loop's crop, BICUBIC resize and
+  flip, nothing else (no tensors). Every loader that gives the ADM protocol's pixels does this work.
 
 FID features: images/s of the 2048-d pool3 features of uint8 images (256 px), ours
 (``hf_vq.evaluation.load_fid_inception``: the pytorch-fid port; and our torch-fidelity protocol
@@ -111,6 +113,14 @@ def case_data_pipeline(p):
         def step():
             for item in loader:
                 assert item.shape == (batch, 3, size, size)
+    elif impl == "decode_resize":
+        rng = random.Random(0)
+
+        def step():
+            for path in files[:num_batches * batch]:
+                with Image.open(path) as image:
+                    image.load()
+                    _pil_train_crop(image if image.mode == "RGB" else image.convert("RGB"), size, rng)
     elif impl == "decode":
         def step():
             for path in files[:num_batches * batch]:

@@ -31,6 +31,32 @@ def test_readme_block_is_generated_from_results():
     assert "mode: full" in block  # the committed results are a full run, not the smoke run
 
 
+def test_plot_bars_are_the_peer_over_hf_vq_ratios_without_the_reference_rows():
+    """A hand-written report with each kind of table: the plot gets every peer ratio once, labelled by case and
+    peer, and none of the 1.00x reference rows, nor a ratio that is not a peer's time (hf_vq / floor)."""
+    text = "\n".join([
+        "## Other quantizers (16,384 vectors)", "",
+        "| quantizer | mode | hf_vq | vqp | vqp / hf_vq | hf_vq / floor |", "|---|---|---|---|---|---|",
+        "| FSQ [8, 5] | forward | 1 s | 2 s | 2.00x | 3.0x |", "",
+        "## Data pipeline (256 JPEGs)", "",
+        "| loader | seconds per pass | peer / hf_vq |", "|---|---|---|",
+        "| hf_vq (`hf-vq train`'s loader) | 1 s | 1.00x |", "| plain PIL loop | 0.5 s | 0.50x |",
+        "| JPEG decode alone (limit) | 0.2 s | - |", "",
+        "## GPT training step (tiny)", "",
+        "| step | seconds | vs plain hf_vq |", "|---|---|---|",
+        "| hf_vq plain | 1 s | 1.00x |", "| official (train_c2i step) | 1.2 s | 1.20x |", "| hf_vq engine | 1 s | 1.00x |",
+        "",
+        "## FID feature extraction (16 images)", "",
+        "| extractor | seconds | torch-fidelity / this |", "|---|---|---|",
+        "| hf_vq, port | 1 s | 1.10x |", "| torch-fidelity package | 1.1 s | 1.00x |", ""])
+    assert load("run_all").ratio_bars(text) == [
+        ("Other quantizers: FSQ [8, 5] forward, vqp", 2.0),
+        ("Data pipeline: plain PIL loop", 0.5),
+        ("GPT training step: official (train_c2i step)", 1.2),
+        ("FID feature extraction: torch-fidelity vs hf_vq, port", 1.1),
+    ]
+
+
 def test_readme_block_follows_the_results_and_refuses_a_missing_block():
     readme_table = load("readme_table")
     results = (BENCHMARKS / "RESULTS.md").read_text()
@@ -60,7 +86,7 @@ def test_quick_run_writes_a_results_report(tmp_path):
     # the engine's tokenizer step was timed, with its generator / discriminator parts and its FLOP floor
     assert " s (" in rows["hf_vq engine (`hf-vq train`)"][0] and rows["hf_vq engine (`hf-vq train`)"][-1].endswith("x")
     for loader in ("hf_vq (`hf-vq train`'s loader)", "plain PIL loop", "datasets + torchvision.transforms.v2",
-                   "JPEG decode alone (limit)"):
+                   "JPEG decode + PIL crop, BICUBIC resize, flip (limit for these pixels)", "JPEG decode alone (limit)"):
         assert float(rows[loader][1]) > 0  # images/s
     for extractor in ("hf_vq, pytorch-fid port (`load_fid_inception`)", "torch-fidelity package"):
         assert " s (" in rows[extractor][0]

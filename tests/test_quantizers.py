@@ -145,6 +145,79 @@ def test_fsq_rejects_bad_levels_and_shape():
 
 # -- EMA, k-means, entropy, CVQ -----------------------------------------------------------
 
+@pytest.mark.parametrize("levels", [[8, 8, 8, 6, 5], [7, 5, 5, 5], [3, 4]])
+def test_fsq_matches_vector_quantize_pytorch_bit_for_bit(levels):
+    """Independent reference: vector-quantize-pytorch's FSQ (the same published bound). Our inference path
+    (no graph: no straight-through term, indices from the rounded digits) and our training path give its
+    codes, indices and input gradients exactly, and the same bits as each other (zeros included)."""
+    vqp = pytest.importorskip("vector_quantize_pytorch")
+    torch.manual_seed(0)
+    z = torch.randn(2, 2048, len(levels)) * 2
+    z[0, :4] = torch.tensor([0.0, -0.0, -1e-4, 1e-4])[:, None]  # values that round to -0 and +0
+    reference, ours = vqp.FSQ(levels=levels).eval(), FSQ(levels).eval()
+    with torch.no_grad():
+        expected_codes, expected_indices = reference(z)
+        fast = ours(z)
+    assert torch.equal(fast.quantized, expected_codes) and torch.equal(fast.indices, expected_indices.long())
+    z_ours, z_reference, weights = z.clone().requires_grad_(), z.clone().requires_grad_(), torch.randn(z.shape)
+    trained = ours(z_ours)
+    (trained.quantized * weights).sum().backward()
+    (reference(z_reference)[0] * weights).sum().backward()
+    assert torch.equal(z_ours.grad, z_reference.grad)
+    assert torch.equal(trained.quantized.detach().view(torch.int32), fast.quantized.view(torch.int32))
+    assert torch.equal(trained.indices, fast.indices)
+
+
+def test_fsq_trains_after_a_forward_under_inference_mode():
+    # FSQ keeps its bound's constants between calls: ones first built under inference_mode must still
+    # serve a later forward whose backward needs them.
+    fsq = FSQ([8, 5, 5])
+    with torch.inference_mode():
+        inferred = fsq(torch.ones(4, 3))
+    z = torch.ones(4, 3, requires_grad=True)
+    trained = fsq(z)
+    trained.quantized.sum().backward()
+    assert torch.equal(trained.quantized.detach(), inferred.quantized) and z.grad.shape == (4, 3)
+
+
+def test_fsq_and_lfq_indices_are_exact_under_bfloat16_autocast():
+    # the indices are sums of integers computed in float32: autocast (which runs matrix products in
+    # bfloat16) must not touch them; 2**14 codes need 15 significant bits, bfloat16 has 8
+    torch.manual_seed(0)
+    z_fsq, z_lfq = torch.randn(4096, 5) * 2, torch.randn(4096, 14)
+    fsq, lfq = FSQ([8, 8, 8, 6, 5]), LFQ(14)
+    with torch.no_grad():
+        expected = fsq(z_fsq).indices, lfq(z_lfq).indices
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(fsq(z_fsq).indices, expected[0]) and torch.equal(lfq(z_lfq).indices, expected[1])
+    assert torch.equal(expected[1], ((z_lfq > 0).long() << torch.arange(14)).sum(-1))
+    assert expected[0].max() > 2**13 and expected[1].max() > 2**13
+
+
+def test_lfq_signs_and_indices_against_numpy():
+    """Independent reference: numpy's sign bits (0 counts as negative) and sum_i bit_i 2**i, at 2**14 codes;
+    the inference path (no straight-through term) and the training path agree, and the gradient is the
+    identity (straight-through)."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4096, 14)).astype(np.float32)
+    z[:3, :] = [[0.0], [-0.0], [1e-30]]
+    bits = (z > 0).astype(np.int64)
+    expected_codes = np.where(z > 0, 1.0, -1.0).astype(np.float32)
+    expected_indices = (bits << np.arange(14)).sum(-1)
+    lfq = LFQ(14).eval()
+    with torch.no_grad():
+        fast = lfq(torch.from_numpy(z))
+    np.testing.assert_array_equal(fast.quantized.numpy(), expected_codes)
+    np.testing.assert_array_equal(fast.indices.numpy(), expected_indices)
+    z_grad = torch.from_numpy(z[:256]).requires_grad_()  # a slice: the entropy term compares with all 2**14 codes
+    trained = lfq.train()(z_grad)
+    weights = torch.randn(z_grad.shape)
+    (trained.quantized * weights).sum().backward()
+    assert torch.equal(trained.quantized.detach(), fast.quantized[:256])
+    assert torch.equal(trained.indices, fast.indices[:256])
+    assert torch.equal(z_grad.grad, weights)
+
+
 def test_ema_step_equals_hand_computation():
     vq = VectorQuantizer(2, 3, behaviours=[EMAUpdate(decay=0.9)])
     with torch.no_grad():

@@ -38,7 +38,8 @@ def _decode_image(value) -> Image.Image:
         else:
             raise ValueError("image cell has neither bytes nor path")
         image.load()  # force the full decode here, where errors are caught
-        return image.convert("RGB")
+        # An RGB file is used as decoded: convert("RGB") of an RGB image is a copy of every pixel.
+        return image if image.mode == "RGB" else image.convert("RGB")
     raise ValueError(f"unsupported image cell of type {type(value).__name__}")
 
 

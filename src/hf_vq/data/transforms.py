@@ -24,8 +24,17 @@ from ..processing import center_crop_arr
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, C) -> float (C, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 127.5 - 1.0
+    """uint8 (H, W, C) -> contiguous float (C, H, W) in [-1, 1] (x / 127.5 - 1 in float32)."""
+    pixels = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    # Written channel-first once, then scaled in place: ``pixels.float()`` would keep the channel-last
+    # strides, and every later copy (the batch's torch.stack) would gather across them.
+    return torch.empty(pixels.shape, dtype=torch.float32).copy_(pixels).div_(127.5).sub_(1.0)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in mode RGB: converted if it is in another mode, else itself (``convert("RGB")`` of an
+    RGB image copies every pixel; the transforms below never write into their input)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 TRAIN_CROPS = ("random_square", "adm_random")
@@ -83,7 +92,7 @@ class TrainTransform:
         return resized.crop((left, top, left + self.image_size, top + self.image_size))
 
     def __call__(self, image: Image.Image, generator: torch.Generator = None) -> torch.Tensor:
-        image = image.convert("RGB")
+        image = as_rgb(image)
         if self.crop == "adm_random":
             crop = self.adm_random_crop(image, generator)
         else:
@@ -99,4 +108,4 @@ class EvalTransform:
 
     def __call__(self, image: Image.Image, generator: torch.Generator = None) -> torch.Tensor:
         """``generator`` is unused (the center crop is deterministic); accepted so both transforms share a signature."""
-        return to_tensor(center_crop_arr(image.convert("RGB"), self.image_size))
+        return to_tensor(center_crop_arr(as_rgb(image), self.image_size))

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Quantizer
+from .base import Quantizer, mixed_radix_indices
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -35,6 +35,9 @@ class FSQ(Quantizer):
         self.eps = eps
         # Plain lists, not buffers: nothing to save, nothing to re-create on the meta device.
         self.basis_list = [1, *itertools.accumulate(self.levels_list[:-1], lambda a, b: a * b)]
+        # The bound's per-channel constants, built once per (device, dtype): a forward is a handful of
+        # elementwise passes, and building the constants every call took a good part of it.
+        self._constants_cache = {}
 
     @staticmethod
     def codebook_size_for(levels: Sequence[int]) -> int:
@@ -53,18 +56,40 @@ class FSQ(Quantizer):
     def _basis(self, device) -> torch.Tensor:
         return torch.tensor(self.basis_list, dtype=torch.long, device=device)
 
-    def bound(self, z: torch.Tensor) -> torch.Tensor:
-        int_levels = self._levels(z.device)
-        levels = int_levels.to(z.dtype)
+    def _bound_constants(self, device, dtype):
+        """``(half_l, shift, offset, half_width)`` of the bound (see the class docstring), each (dim,) of ``dtype``."""
+        key = (device, dtype)
+        if key not in self._constants_cache:
+            with torch.inference_mode(False):  # built under inference_mode, they could not serve a later backward
+                self._constants_cache[key] = self._compute_bound_constants(device, dtype)
+        return self._constants_cache[key]
+
+    def _compute_bound_constants(self, device, dtype):
+        int_levels = self._levels(device)
+        levels = int_levels.to(dtype)
         half_l = (levels - 1) * (1 + self.eps) / 2
-        offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(z.dtype)
+        offset = torch.where(int_levels % 2 == 1, 0.0, 0.5).to(dtype)
         shift = torch.atanh(offset / half_l)
+        return half_l, shift, offset, (int_levels // 2).to(dtype)
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        half_l, shift, offset, _ = self._bound_constants(z.device, z.dtype)
         return torch.tanh(z + shift) * half_l - offset
 
     def _quantize(self, z: torch.Tensor, with_losses: bool):
-        half_width = (self._levels(z.device) // 2).to(z.dtype)
-        quantized = round_ste(self.bound(z)) / half_width
-        return quantized, self.codes_to_indices(quantized.detach()), {}
+        half_width = self._bound_constants(z.device, z.dtype)[3]
+        bounded = self.bound(z)
+        rounded = torch.round(bounded)
+        # The digits are the rounded values shifted to [0, L); codes_to_indices(quantized) gives the same
+        # numbers (quantized * half_width rounds back to them) but costs three more passes.
+        indices = mixed_radix_indices(rounded + half_width, self.basis_list)
+        if torch.is_grad_enabled() and bounded.requires_grad:
+            quantized = (rounded + (bounded - bounded.detach())) / half_width  # round_ste(bounded) / half_width
+        else:
+            # Without a graph the straight-through term is +0.0: adding it only turns a -0.0 into +0.0, which
+            # add_(0.0) does in place, so both paths give the same bits.
+            quantized = rounded.add_(0.0).div_(half_width)
+        return quantized, indices, {}
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         half_width = self._levels(codes.device) // 2

@@ -2,7 +2,7 @@
 
 import torch
 
-from .base import Quantizer
+from .base import Quantizer, mixed_radix_indices
 from .entropy import codebook_entropy_loss
 
 #: 2**20 implicit codes: the entropy term compares every vector with every code.
@@ -42,7 +42,8 @@ class LFQ(Quantizer):
         return self._indices_to_codes(torch.arange(self.codebook_size, device=device))
 
     def _quantize(self, z: torch.Tensor, with_losses: bool):
-        codes = torch.where(z > 0, torch.ones_like(z), -torch.ones_like(z))
+        bits = (z > 0).to(torch.float32)
+        codes = (bits * 2 - 1).to(z.dtype)  # +1 where z > 0, else -1 (exact in every float dtype)
         loss_terms = {}
         if with_losses:
             loss_terms["commitment"] = self.beta * torch.mean((z - codes) ** 2)
@@ -51,8 +52,9 @@ class LFQ(Quantizer):
                 loss_terms["entropy"] = self.entropy_weight * codebook_entropy_loss(
                     z, self.implicit_codebook(z.device).to(z.dtype), self.entropy_temperature
                 )
-        indices = ((codes > 0).long() * self._basis(z.device)).sum(-1)
-        quantized = codes + (z - z.detach())
+        indices = mixed_radix_indices(bits, [2**i for i in range(self.dim)])  # sum_i bit_i 2**i
+        # straight-through: codes + (z - sg(z)), whose second term is exactly 0 when no gradient can flow
+        quantized = codes + (z - z.detach()) if torch.is_grad_enabled() and z.requires_grad else codes
         return quantized, indices, loss_terms
 
     def _indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
