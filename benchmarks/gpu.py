@@ -465,6 +465,55 @@ def _mb(value) -> str:
     return "-" if value is None else f"{value:.0f} MiB"
 
 
+SUMMARY_START, SUMMARY_END = "<!-- gpu-summary:start -->", "<!-- gpu-summary:end -->"
+
+
+def summary(results: dict) -> list:
+    """The headline rows (README's GPU table): hf_vq's figure, the peer's, and the peer's time over ours."""
+    rows = ["| what | hf_vq | peer | peer time / hf_vq time |", "|---|---|---|---|"]
+
+    def add(what, ours, peer, peer_name, unit_of):
+        rows.append(f"| {what} | {unit_of(ours)} | {peer_name}: {unit_of(peer)} | {peer['median'] / ours['median']:.2f}x |")
+
+    for key in ("tokenizers", "compile"):
+        for row in results.get(key, []):
+            official = row["results"].get("official")
+            if row["batch"] == 8 and official:
+                memory = ""
+                if row["results"]["hf_vq"]["extra_peak_mb"] is not None:
+                    memory = (f", memory {row['results']['hf_vq']['extra_peak_mb']:.0f} vs "
+                              f"{official['extra_peak_mb']:.0f} MiB")
+                add(f"{row['tokenizer']} {row['op']}, batch 8, {row['precision']}"
+                    f"{', torch.compile' if row['compiled'] else ''}{memory}", row["results"]["hf_vq"], official,
+                    "official", lambda r: f"{r['images_per_s']:.0f} img/s")
+    for row in results.get("train_step", []):
+        if "official" in row["results"]:
+            add(f"VQ-16 training step (LPIPS + PatchGAN), batch {row['batch']}, {row['precision']}",
+                row["results"]["hf_vq"], row["results"]["official"], "vq_train.py",
+                lambda r: f"{r['images_per_s']:.0f} img/s")
+    for row in results.get("gpt", []):
+        if "official" in row["results"]:
+            add(f"GPT-B training step, bf16{', torch.compile' if row['compiled'] else ''} (plain loop)",
+                row["results"]["hf_vq plain loop"], row["results"]["official"], "train_c2i.py",
+                lambda r: f"{r['tokens_per_s']:.0f} tokens/s")
+        if "hf_vq engine" in row["results"]:
+            add("GPT-B training step, bf16: `hf-vq train-ar`'s engine vs our plain loop",
+                row["results"]["hf_vq engine"], row["results"]["hf_vq plain loop"], "plain loop",
+                lambda r: f"{r['tokens_per_s']:.0f} tokens/s")
+    for row in results.get("generate", []):
+        if "official" in row["results"]:
+            add(f"KV-cached generation, GPT-B, batch {row['size']['batch']}", row["results"]["hf_vq"],
+                row["results"]["official"], "LlamaGen generate", lambda r: f"{r['tokens_per_s']:.0f} tokens/s")
+    for row in results.get("search", []):
+        if row["k"] == 100_000 and row["mode"] == "forward":
+            for peer in ("cdist", "vector-quantize-pytorch"):
+                if peer in row["results"]:
+                    add(f"nearest-code search {row['n']:,} x {row['k']:,}, forward "
+                        f"({row['results']['hf_vq']['median'] / row['floor_seconds']:.0f}x the FLOP floor)",
+                        row["results"]["hf_vq"], row["results"][peer], peer, lambda r: f"{r['median'] * 1e3:.1f} ms")
+    return rows
+
+
 def report(results: dict) -> str:
     machine = results["machine"]
     lines = ["# hf_vq GPU benchmarks", "",
@@ -474,6 +523,10 @@ def report(results: dict) -> str:
              "Medians over turns taken in the same run (spread min-max). \"x\" columns: the peer's time over "
              "ours (above 1: ours is faster). Utilisation: counted FLOPs / time / the matmul rate of the same "
              "precision measured below.", ""]
+    if results.get("measured"):
+        lines += ["Sections by call (a report can join several calls on the same kind of machine, `--merge`): "
+                  + "; ".join(f"{name}: {date}" for name, date in results["measured"].items()) + ".", ""]
+    lines += ["## Summary", "", SUMMARY_START, *summary(results), SUMMARY_END, ""]
     if "matmul" in results:
         lines += ["## The machine's limits", "", "| precision | size | time | TFLOP/s |", "|---|---|---|---|"]
         for name, rate in results["matmul"].items():
@@ -571,11 +624,16 @@ def merge(paths, output_dir: Path) -> dict:
         errors = {**results.get("errors", {}), **part.get("errors", {})}
         for name in part:
             errors.pop(name, None)
+        measured = dict(results.get("measured", {}))
+        for name in part:
+            if name not in ("machine", "quick", "errors", "measured"):
+                measured[name] = part["machine"]["date"]
         machine = results.get("machine")
         results.update(part)
         if machine:  # the dates of every call
             results["machine"] = {**machine, "date": f"{machine['date']}, {part['machine']['date']}"}
         results["errors"] = {name: error for name, error in errors.items() if name not in results}
+        results["measured"] = measured
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results_gpu.json").write_text(json.dumps(results, indent=1))
     (output_dir / "RESULTS_GPU.md").write_text(report(results) + "\n")

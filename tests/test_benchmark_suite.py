@@ -23,12 +23,33 @@ def load(name):
     return module
 
 
-def test_readme_block_is_generated_from_results():
+def test_readme_blocks_are_generated_from_results():
     readme_table = load("readme_table")
     block = readme_table.readme_block((BENCHMARKS / "RESULTS.md").read_text())
     readme = (ROOT / "README.md").read_text()
-    assert readme_table.replace_block(readme, block) == readme, "run python benchmarks/readme_table.py --write"
+    assert readme_table.updated_readme(readme) == readme, "run python benchmarks/readme_table.py --write"
     assert "mode: full" in block  # the committed results are a full run, not the smoke run
+    gpu_block = readme_table.gpu_readme_block((BENCHMARKS / "RESULTS_GPU.md").read_text())
+    assert gpu_block in readme and "--quick" not in gpu_block  # GPU figures, not a CPU smoke test
+
+
+def test_gpu_report_summary_is_the_tables_ratios(tmp_path):
+    """gpu.py's report from a hand-made results file: the summary's ratio is the peer's median over ours, the README
+    block carries it, and --merge refuses to join figures of two different devices."""
+    gpu = load("gpu")
+    timing = {"min": 0.1, "max": 0.3, "runs": 3}
+    results = {"quick": False, "machine": {"date": "d", "gpu": "GPU A", "torch": "t", "cuda": "c", "python": "p"},
+               "generate": [{"size": {"tokens": 256, "batch": 8, "hidden": 768, "layers": 12}, "results": {
+                   "hf_vq": {"median": 0.2, **timing, "tokens_per_s": 10240.0},
+                   "official": {"median": 0.3, **timing, "tokens_per_s": 6826.7}}}]}
+    text = gpu.report(results)
+    assert "| KV-cached generation, GPT-B, batch 8 | 10240 tokens/s | LlamaGen generate: 6827 tokens/s | 1.50x |" in text
+    assert "1.50x" in load("readme_table").gpu_readme_block(text)
+    (tmp_path / "a.json").write_text(__import__("json").dumps(results))
+    other = dict(results, machine=dict(results["machine"], gpu="GPU B"))
+    (tmp_path / "b.json").write_text(__import__("json").dumps(other))
+    with pytest.raises(SystemExit, match="only figures of the same device"):
+        gpu.merge([tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "out")
 
 
 def test_plot_bars_are_the_peer_over_hf_vq_ratios_without_the_reference_rows():
