@@ -86,6 +86,15 @@ def take_turns(calls: dict, rounds: int, device, warmup: int = 2) -> dict:
     return times
 
 
+def seconds_of_one_call(call, device) -> float:
+    """Wall seconds of one synchronised call (the first call of a compiled function: its compilation)."""
+    sync(device)
+    start = time.perf_counter()
+    call()
+    sync(device)
+    return time.perf_counter() - start
+
+
 def extra_peak_mb(call, device):
     """Memory one call allocates at its peak beyond what was allocated before it (MiB); None off CUDA."""
     if torch.device(device).type != "cuda":
@@ -252,11 +261,7 @@ def section_tokenizers(args, rates, compiled: bool) -> list:
                                 return function(argument)
 
                         if compiled:
-                            sync(args.device)
-                            start = time.perf_counter()
-                            call()
-                            sync(args.device)
-                            compile_seconds[side] = time.perf_counter() - start
+                            compile_seconds[side] = seconds_of_one_call(call, args.device)
                         calls[side] = call
                     flops = count_flops(calls["hf_vq"])
                     times = take_turns(calls, rounds=3 if args.quick else 20, device=args.device)
@@ -381,11 +386,7 @@ def section_gpt(args, rates) -> list:
                 optimizer.zero_grad(set_to_none=True)
 
             if compiled:
-                sync(args.device)
-                start = time.perf_counter()
-                step()
-                sync(args.device)
-                compile_seconds[side] = time.perf_counter() - start
+                compile_seconds[side] = seconds_of_one_call(step, args.device)
             calls[side] = step
         flops = count_flops(lambda: (lambda loss: loss.backward())(
             ours(input_ids=ids[:, :-1], class_labels=labels, labels=ids).loss)) if not compiled else rows[0]["flops"]
