@@ -12,14 +12,10 @@ the last test shows them still refusing bad values.
 import pytest
 import torch
 import torch._dynamo
+from test_titok_ar import TINY as TINY_TITOK
 
 import hf_vq
 from hf_vq.models.llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
-
-TINY_TITOK = {"image_size": 16, "num_latent_tokens": 16, "patch_size": 4, "decoder_patch_size": 4,
-              "encoder_hidden_size": 32, "encoder_num_layers": 1, "encoder_num_heads": 2, "decoder_hidden_size": 32,
-              "decoder_num_layers": 1, "decoder_num_heads": 2, "codebook_size": 32, "codebook_dim": 4,
-              "decoder_type": "pixel", "l2_norm": False, "legacy_latent_layout": False, "zero_one_pixels": False}
 
 
 def tokenizers():

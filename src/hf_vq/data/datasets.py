@@ -18,6 +18,8 @@ import warnings
 import torch
 from PIL import Image
 
+from .transforms import as_rgb
+
 logger = logging.getLogger(__name__)
 
 # Errors PIL raises for truncated, corrupt or non-image files.
@@ -38,8 +40,7 @@ def _decode_image(value) -> Image.Image:
         else:
             raise ValueError("image cell has neither bytes nor path")
         image.load()  # force the full decode here, where errors are caught
-        # An RGB file is used as decoded: convert("RGB") of an RGB image is a copy of every pixel.
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return as_rgb(image)  # an RGB file is used as decoded, not copied
     raise ValueError(f"unsupported image cell of type {type(value).__name__}")
 
 

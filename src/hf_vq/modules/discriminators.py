@@ -202,7 +202,6 @@ class MaskBitDiscriminatorStage(nn.Module):
         return F.leaky_relu(hidden_states, MASKBIT_LEAKY_SLOPE)
 
 
-
 class MaskBitDiscriminator(nn.Module):
     """The MaskBit discriminator that TiTok's official training uses (bytedance/1d-tokenizer
     ``modeling/modules/discriminator.py``, ``NLayerDiscriminator``), same layers, initialisation and

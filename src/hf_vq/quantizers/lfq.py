@@ -24,6 +24,8 @@ class LFQ(Quantizer):
         self.beta = beta
         self.entropy_weight = entropy_weight
         self.entropy_temperature = entropy_temperature
+        # index = sum_i bit_i 2**i; a plain list (nothing to save), as FSQ's basis
+        self.bit_weights = [2**i for i in range(dim)]
 
     @staticmethod
     def codebook_size_for(dim: int) -> int:
@@ -36,7 +38,7 @@ class LFQ(Quantizer):
         return 2**dim
 
     def _basis(self, device) -> torch.Tensor:
-        return 2 ** torch.arange(self.dim, dtype=torch.long, device=device)
+        return torch.tensor(self.bit_weights, dtype=torch.long, device=device)
 
     def implicit_codebook(self, device=None) -> torch.Tensor:
         return self._indices_to_codes(torch.arange(self.codebook_size, device=device))
@@ -52,7 +54,7 @@ class LFQ(Quantizer):
                 loss_terms["entropy"] = self.entropy_weight * codebook_entropy_loss(
                     z, self.implicit_codebook(z.device).to(z.dtype), self.entropy_temperature
                 )
-        indices = mixed_radix_indices(bits, [2**i for i in range(self.dim)])  # sum_i bit_i 2**i
+        indices = mixed_radix_indices(bits, self.bit_weights)
         # straight-through: codes + (z - sg(z)), whose second term is exactly 0 when no gradient can flow
         quantized = codes + (z - z.detach()) if torch.is_grad_enabled() and z.requires_grad else codes
         return quantized, indices, loss_terms
