@@ -214,7 +214,11 @@ class VectorQuantizer(Quantizer):
 
         table = self.codebook_table()
         search_table = self.to_search_space(table)
-        indices = self.search(vectors, search_table)
+        # "full" vectors are already normalised: normalising them again is not the identity for a vector
+        # shorter than F.normalize's eps (it would search a unit vector, while the losses and the output
+        # use the short one), so only the other modes go through to_search_space.
+        compared = vectors if self.l2_norm_mode == "full" else self.to_search_space(vectors)
+        indices = nearest_code(compared.detach(), search_table.detach(), self.max_search_elements)
         lookup_table = search_table if self.l2_norm else table
         codes = F.embedding(indices, lookup_table)
 
