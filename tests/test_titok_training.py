@@ -2,6 +2,7 @@
 MaskGIT-VQGAN) and stage 2 (frozen encoder + quantizer, decoder fine-tuning)."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from hf_vq import MaskGITVQGANConfig, MaskGITVQGANModel, TiTokConfig, TiTokModel
 from hf_vq.losses import ConvNeXtPerceptualLoss
 from hf_vq.losses.perceptual import CONVNEXT_WEIGHT_FILE
 from hf_vq.modules import MaskBitDiscriminator
-from hf_vq.training import TrainConfig, run_training
+from hf_vq.training import CheckpointFormatError, TrainConfig, run_training
 from hf_vq.training.titok_objectives import copy_pixel_decoder
 
 TINY_TITOK = {
@@ -193,3 +194,39 @@ def test_convnext_perceptual_loss_is_the_official_computation_and_needs_its_weig
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=CONVNEXT_WEIGHT_FILE):
         ConvNeXtPerceptualLoss()
+
+
+def test_resuming_a_checkpoint_with_the_former_discriminator_grouping_names_the_problem(tmp_path):
+    """A TiTok + PatchGAN checkpoint as hf_vq wrote it before the discriminator's weight-decay groups and
+    loss.discriminator_options existed: one discriminator parameter group, no options key in its config."""
+    model = {**TINY_TITOK, "decoder_type": "pixel"}
+    loss = {"reconstruction": "mse", "disc_weight": 0.1, "adaptive_disc_weight": False, "disc_start": 0,
+            "disc_layers": 2, "disc_channels": 8}
+    first = run(tmp_path, "old", model, loss, steps=2, checkpoint_every=2)
+    state_file = first.output_dir / "checkpoints" / "checkpoint-00000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    groups = state["optimizers"]["discriminator"]["param_groups"]
+    assert len(groups) == 2  # this version's layout, rewritten below into the former one
+    merged = sorted(index for group in groups for index in group["params"])
+    state["optimizers"]["discriminator"]["param_groups"] = [{**groups[1], "params": merged}]
+    state["schedulers"]["discriminator"]["base_lrs"] = state["schedulers"]["discriminator"]["base_lrs"][:1]
+    state["schedulers"]["discriminator"]["_last_lr"] = state["schedulers"]["discriminator"]["_last_lr"][:1]
+    del state["config"]["loss"]["discriminator_options"]
+    state_file.write_text(json.dumps(state))
+
+    resume = {"resume_from": "latest", "checkpoint_every": 2}
+    with pytest.raises(CheckpointFormatError, match=rf"(?s)discriminator optimizer.*\[{len(merged)}\] parameters.*"
+                                                    r"\[\d+, \d+\].*older hf_vq.*--resume-allow-changes"):
+        run(tmp_path, "old", model, loss, steps=4, **resume)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = run(tmp_path, "old", model, loss, steps=4, resume_allow_changes=True, **resume)
+    messages = [str(w.message) for w in caught]
+    assert any("moments restart from zero" in m for m in messages)
+    assert not any("discriminator_options" in m for m in messages)  # absent = the former behaviour, not a change
+    assert [h["step"] for h in resumed.history] == [0, 1, 2, 3]
+    # Both groups follow the schedule after the resume (a one-group schedule would leave the second behind).
+    later = json.loads((resumed.output_dir / "checkpoints" / "checkpoint-00000004" / "trainer_state.json").read_text())
+    new_groups = later["optimizers"]["discriminator"]["param_groups"]
+    assert [g["weight_decay"] for g in new_groups] == [0.0, 1e-4]
+    assert len({g["lr"] for g in new_groups}) == 1 and len(later["schedulers"]["discriminator"]["base_lrs"]) == 2

@@ -113,6 +113,14 @@ def test_resume_with_changed_settings_lists_them_and_refuses_breaking_ones(tmp_p
         train(TrainConfig.from_dict({**raw, "data": {**raw["data"], "image_size": 8},
                                      "model": {**raw["model"], "image_size": 8},
                                      "training": {**raw["training"], "resume_from": "latest"}}))
+    # A checkpoint written before a setting existed is compared as if it had the value that did what runs did
+    # then: absent is not a change, another value is one.
+    state_file = Path(raw["output_dir"]) / "checkpoints" / "checkpoint-00000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["loss"]["discriminator_loss_weight"], state["config"]["training"]["min_learning_rate"]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"Differences: loss\.discriminator_loss_weight: 1\.0 -> 0\.5\. "):
+        train(TrainConfig.from_dict({**resume().to_dict(), "loss": {**raw["loss"], "discriminator_loss_weight": 0.5}}))
     # a learning rate or a longer run is listed, not refused; the new learning rate is the one used
     with pytest.warns(UserWarning, match=r"training\.learning_rate: 0\.001 -> 0\.002; training\.max_steps: 2 -> 3"):
         result = run_training(resume(max_steps=3, learning_rate=2e-3))
@@ -184,3 +192,16 @@ def test_final_evaluation_reports_lpips_and_rfid_when_their_networks_exist(tmp_p
     metrics = json.loads((Path(result.output_dir) / "metrics.json").read_text())
     assert metrics["lpips"] > 0 and metrics["rfid"] > 0 and "skipped_metrics" not in metrics
     assert metrics["rfid_num_images"] == metrics["num_images"] == 8
+
+
+def test_settings_added_since_the_checkpoint_format_default_to_their_former_behaviour():
+    """The values a checkpoint without the key is compared with are this version's defaults (a changed
+    default must leave that table, or resumed old runs would silently change behaviour)."""
+    from hf_vq.training.config import ARTrainConfig
+    from hf_vq.training.engine import SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR, flatten_config
+
+    defaults = flatten_config(TrainConfig.from_dict(tiny_raw(Path("unused"))).to_dict())
+    defaults_ar = flatten_config(ARTrainConfig.from_dict({"model": {"preset": "GPT-B"}}).to_dict())
+    for key, former in SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR.items():
+        assert defaults[key] == former, key
+        assert defaults_ar.get(key, former) == former, key

@@ -103,6 +103,21 @@ CHANGEABLE_ON_RESUME = (
     "training.log_images_every", "training.report_to", "training.checkpoint_every", "training.keep_checkpoints", "data.num_workers",
     "data.eval_data_dir", "data.eval_split", "data.max_eval_images", "eval.",
 )
+# Settings added after checkpoints of this format were first written, each with the value that does
+# what runs did before the key existed (checked against the code of the time). A checkpoint whose
+# config lacks one is compared as if it held that value, so resuming it does not list it as a change;
+# another value in the resumed config is still a change. A new key whose default changes what an
+# older run would compute does not belong here: its absence must stay a listed difference.
+SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR = {
+    "data.train_crop": "random_square",           # the only train crop before adm_random
+    "loss.convnext_weight": 0.0,                  # no ConvNeXt perceptual term
+    "loss.discriminator_loss_weight": 1.0,        # the discriminator loss unscaled
+    "loss.discriminator_options": {},             # only patchgan / stylegan existed, and they take no options
+    "loss.objective": "reconstruction",           # the tokenizer objective
+    "loss.proxy_tokenizer": None,
+    "loss.quantizer_weight": 1.0,                 # the quantizer terms unscaled
+    "training.min_learning_rate": 0.0,            # schedules from transformers.get_scheduler, cosine down to 0
+}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -351,6 +366,9 @@ class TrainingEngine:
     def _check_changed_settings(self, saved: dict) -> None:
         now = flatten_config(self.config) | {"num_processes": self.accelerator.num_processes}
         before = flatten_config(saved["config"]) | {"num_processes": saved.get("num_processes", 1)}
+        for key, former in SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR.items():
+            if key in now and key not in before:
+                before[key] = former
         changed = sorted(key for key in now.keys() | before.keys()
                          if now.get(key) != before.get(key) and key not in RUN_CONTROLS)
         if not changed:
@@ -378,7 +396,8 @@ class TrainingEngine:
             load_module(module, path / f"{name}.safetensors", self.device)
         optimizer_tensors = read_tensors(path / "optimizers.safetensors")
         for name, spec in self.optimizers.items():
-            spec.optimizer.load_state_dict(unflatten_optimizer_state(state["optimizers"][name], optimizer_tensors))
+            if self._parameter_groups_match(name, state["optimizers"][name], spec.optimizer, path):
+                spec.optimizer.load_state_dict(unflatten_optimizer_state(state["optimizers"][name], optimizer_tensors))
             spec.scheduler.load_state_dict(state["schedulers"][name])
             self._apply_learning_rate(spec)
         if self.accelerator.scaler is not None and state.get("scaler"):
@@ -395,12 +414,38 @@ class TrainingEngine:
         self.objective.load_checkpoint_state(state.get("objective", {}), self)
         self.start_step, self.history = state["step"], state["history"]
 
+    def _parameter_groups_match(self, name: str, saved: dict, optimizer: torch.optim.Optimizer, path: Path) -> bool:
+        """Whether the checkpoint's ``name`` optimizer has this run's parameter groups (their number and sizes).
+
+        Checkpoints written before TiTok runs gave the discriminator's AdamW the official weight-decay
+        groups hold one group where this version builds two; torch would refuse them deep inside
+        ``load_state_dict``. This says so; with ``resume_allow_changes`` that optimizer's moments restart
+        from zero (weights, step and schedule are resumed), with a warning."""
+        saved_sizes = [len(group["params"]) for group in saved["param_groups"]]
+        sizes = [len(group["params"]) for group in optimizer.param_groups]
+        if saved_sizes == sizes:
+            return True
+        problem = (f"The {name} optimizer state in {path} has parameter groups of {saved_sizes} parameters, this run's "
+                   f"{name} optimizer has {sizes}: the checkpoint was written by an older hf_vq or with another "
+                   "optimizer grouping (this version gives a TiTok's discriminator the official weight-decay groups: "
+                   "biases and norms in a group of their own).")
+        if not self.args.resume_allow_changes:
+            raise CheckpointFormatError(
+                f"{problem} Resume with --resume-allow-changes (training.resume_allow_changes: true) to continue with "
+                f"the {name} optimizer's moments restarted from zero (weights, step and schedules are resumed), or "
+                "resume with the hf_vq version that wrote the checkpoint."
+            )
+        warnings.warn(f"{problem} Its moments restart from zero; weights, step and schedules are resumed.", stacklevel=2)
+        return False
+
     def _apply_learning_rate(self, spec: OptimizerSpec) -> None:
-        """A resumed schedule keeps its step but takes the configured learning rate (a changed one is listed)."""
+        """A resumed schedule keeps its step but takes the configured learning rate (a changed one is listed)
+        for every parameter group (a schedule saved for fewer groups than the optimizer now has included)."""
         scheduler = spec.scheduler
-        if all(base == spec.learning_rate for base in scheduler.base_lrs):
+        if (len(scheduler.base_lrs) == len(spec.optimizer.param_groups)
+                and all(base == spec.learning_rate for base in scheduler.base_lrs)):
             return
-        scheduler.base_lrs = [spec.learning_rate] * len(scheduler.base_lrs)
+        scheduler.base_lrs = [spec.learning_rate] * len(spec.optimizer.param_groups)
         for index, group in enumerate(spec.optimizer.param_groups):
             group["initial_lr"] = spec.learning_rate
             group["lr"] = spec.learning_rate * scheduler.lr_lambdas[index](scheduler.last_epoch)
