@@ -56,7 +56,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run_all import _build_tokenizer, use_checkout  # noqa: E402
+from run_all import _build_tokenizer, official_gpt  # noqa: E402
 
 SECTIONS = ("matmul", "search", "tokenizers", "compile", "train_step", "gpt", "generate")
 
@@ -322,12 +322,7 @@ def _gpt_models(args, size):
     ours = LlamaGenGPTModel(config)
     official = None
     if args.llamagen:
-        use_checkout(args.llamagen)
-        from autoregressive.models.gpt import ModelArgs, Transformer
-
-        official = Transformer(ModelArgs(dim=size["hidden"], n_layer=size["layers"], n_head=size["heads"],
-                                         vocab_size=size["vocab"], block_size=size["tokens"], num_classes=1000,
-                                         cls_token_num=1, model_type="c2i"))
+        official = official_gpt(args.llamagen, config)
         ours.load_state_dict(convert_llamagen_gpt_state_dict(official.state_dict()))
     return config, ours, official
 

@@ -446,6 +446,18 @@ def _gpt_config(p):
                              multiple_of=32)
 
 
+def official_gpt(checkout, config):
+    """LlamaGen's class-conditional ``Transformer`` from ``checkout`` with the architecture of our
+    ``LlamaGenGPTConfig`` ``config`` (one class token), so converted weights fit either side."""
+    use_checkout(checkout)
+    from autoregressive.models.gpt import ModelArgs, Transformer
+
+    return Transformer(ModelArgs(dim=config.hidden_size, n_layer=config.num_hidden_layers,
+                                 n_head=config.num_attention_heads, vocab_size=config.vocab_size,
+                                 block_size=config.block_size, num_classes=config.num_classes, cls_token_num=1,
+                                 model_type="c2i", multiple_of=config.multiple_of))
+
+
 def case_gpt_step(p):
     import torch
 
@@ -460,24 +472,14 @@ def case_gpt_step(p):
     if p["impl"] == "official":
         if not p.get("checkout"):
             raise RuntimeError(NOT_GIVEN)
-        use_checkout(p["checkout"])
-        from autoregressive.models.gpt import ModelArgs, Transformer
-
-        model = Transformer(ModelArgs(dim=p["hidden"], n_layer=p["layers"], n_head=p["heads"], vocab_size=p["vocab"],
-                                      block_size=p["tokens"], num_classes=10, cls_token_num=1, model_type="c2i",
-                                      multiple_of=32))
+        model = official_gpt(p["checkout"], config)
 
         def loss_fn():  # train_c2i.py: model(cond_idx=c_indices, idx=z_indices[:, :-1], targets=z_indices)
             return model(cond_idx=labels, idx=ids[:, :-1], targets=ids)[1]
     else:
         model = LlamaGenGPTModel(config)
         if p.get("checkout"):  # same weights as the official row when it runs
-            use_checkout(p["checkout"])
-            from autoregressive.models.gpt import ModelArgs, Transformer
-
-            official = Transformer(ModelArgs(dim=p["hidden"], n_layer=p["layers"], n_head=p["heads"],
-                                             vocab_size=p["vocab"], block_size=p["tokens"], num_classes=10,
-                                             cls_token_num=1, model_type="c2i", multiple_of=32))
+            official = official_gpt(p["checkout"], config)
             model.load_state_dict(convert_llamagen_gpt_state_dict(official.state_dict()))
 
         def loss_fn():
@@ -531,13 +533,9 @@ def case_generate(p):
     labels = torch.arange(p["batch"]) % 10
     torch.manual_seed(0)
     if p.get("checkout"):
-        use_checkout(p["checkout"])
+        official = official_gpt(p["checkout"], config).eval()
         from autoregressive.models.generate import generate as official_generate
-        from autoregressive.models.gpt import ModelArgs, Transformer
 
-        official = Transformer(ModelArgs(dim=p["hidden"], n_layer=p["layers"], n_head=p["heads"], vocab_size=p["vocab"],
-                                         block_size=p["tokens"], num_classes=10, cls_token_num=1, model_type="c2i",
-                                         multiple_of=32)).eval()
         torch.nn.init.normal_(official.output.weight, std=0.02)
     elif p["impl"] == "official":
         raise RuntimeError(NOT_GIVEN)
