@@ -62,6 +62,10 @@ def case_data_pipeline(p):
 
     root = _image_folder(p["images"])
     files = sorted((root / "photos").glob("*.jpg"))
+    sides = []
+    for path in files:
+        with Image.open(path) as image:  # reads the header only
+            sides.append(min(image.size))
     size, batch = p["image_size"], p["batch"]
     num_batches = len(files) // batch
     impl = p["impl"]
@@ -129,7 +133,7 @@ def case_data_pipeline(p):
     else:
         raise ValueError(impl)
     weakref.finalize(step, shutil.rmtree, root, True)  # the folder goes with the step (or at exit)
-    return step, {"images": num_batches * batch}
+    return step, {"images": num_batches * batch, "smallest_side": min(sides), "largest_side": max(sides)}
 
 
 # -- FID features -------------------------------------------------------------------------------

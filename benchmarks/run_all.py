@@ -936,6 +936,9 @@ def main(argv=None):
             return result["images"] / result["median"] if "error" not in result else None
 
         decode_rate = images_per_second(got["decode"])
+        made = got["hf_vq"]
+        photo_sizes = (f"{made['smallest_side']}-{made['largest_side']} px squares" if "error" not in made
+                       else "squares of various sizes")
 
         def data_row(label, impl):
             result = got[impl]
@@ -946,8 +949,9 @@ def main(argv=None):
 
         lines += [f"## Data pipeline ({data['images']} JPEGs -> {data['image_size']}x{data['image_size']} train crops, "
                   f"batch {data['batch']}, one process)", "",
-                  "One pass over a folder of JPEG photographs (crops of scikit-image's photographs, 170-512 px "
-                  "squares, quality 90) with a train transform to the same output size, every loader with "
+                  "One pass over a folder of JPEG photographs (`bench_images.py`: random crops of scikit-image's "
+                  f"photographs, here {photo_sizes}, quality 90) with a train transform to the same output size, "
+                  "every loader with "
                   "`num_workers=0`. hf_vq: `build_dataloaders` as `hf-vq train` builds it for `data.train_data_dir` "
                   "(datasets imagefolder, random 80-100% square crop, BICUBIC, flip, per-image seeded generators); "
                   "PIL loop: `Image.open`, the same crop with `random`, `torch.stack`; datasets + torchvision v2: "

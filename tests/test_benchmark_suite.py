@@ -109,6 +109,13 @@ def test_quick_run_writes_a_results_report(tmp_path):
     for loader in ("hf_vq (`hf-vq train`'s loader)", "plain PIL loop", "datasets + torchvision.transforms.v2",
                    "JPEG decode + PIL crop, BICUBIC resize, flip (limit for these pixels)", "JPEG decode alone (limit)"):
         assert float(rows[loader][1]) > 0  # images/s
+    # the sizes the text gives are those of the JPEGs the case reads (--quick: 16 made with seed 1)
+    from PIL import Image
+
+    jpegs = load("bench_images").write_jpeg_folder(tmp_path / "jpegs", count=16, seed=1)
+    sizes = [Image.open(path).size for path in (jpegs / "photos").glob("*.jpg")]
+    assert all(width == height for width, height in sizes)
+    assert f"here {min(sizes)[0]}-{max(sizes)[0]} px squares" in text
     for extractor in ("hf_vq, pytorch-fid port (`load_fid_inception`)", "torch-fidelity package"):
         assert " s (" in rows[extractor][0]
     # our FID Inception computes torch-fidelity's features (same random weights, inputs matched at 299 px)
