@@ -21,6 +21,8 @@ TINY_TITOK = {
     "encoder_hidden_size": 32, "encoder_num_layers": 1, "encoder_num_heads": 2,
     "decoder_hidden_size": 32, "decoder_num_layers": 1, "decoder_num_heads": 2, "codebook_size": 16, "codebook_dim": 4,
 }
+# The configs' MaskBit discriminator (loss.discriminator: maskbit), shrunk.
+TINY_MASKBIT = {"hidden_channels": 32, "num_stages": 2, "blur_resample": True, "blur_kernel_size": 4}
 TINY_MASKGIT = {"maskgit_base_channels": 32, "maskgit_channel_multipliers": [1, 1, 1], "maskgit_num_res_blocks": 1,
                 "maskgit_z_channels": 8, "maskgit_codebook_size": 64}
 
@@ -117,8 +119,10 @@ def test_stage1_cross_entropy_against_proxy_codes_then_stage2_freezes_encoder(tm
     stage2 = run(tmp_path, "stage2", {"pretrained": str(stage1.output_dir)},
                  {"objective": "decoder_finetune", "reconstruction": "mse", "quantizer_weight": 0.0,
                   "convnext_weight": 0.1, "disc_weight": 0.01, "adaptive_disc_weight": False, "disc_start": 1,
-                  "lecam_weight": 0.001, "disc_layers": 2, "disc_channels": 8}, steps=3,
-                 convnext_loss=ConvNeXtPerceptualLoss(network=TinyClassifier()))
+                  "lecam_weight": 0.001, "discriminator": "maskbit", "discriminator_options": TINY_MASKBIT}, steps=3,
+                 convnext_loss=ConvNeXtPerceptualLoss(network=TinyClassifier()), checkpoint_every=3)
+    discriminator = load_file(stage2.output_dir / "checkpoints" / "checkpoint-00000003" / "discriminator.safetensors")
+    assert set(discriminator) == set(MaskBitDiscriminator(**TINY_MASKBIT).state_dict())  # the configs' discriminator
     before = load_file(stage1.output_dir / "model.safetensors")
     after = load_file(stage2.output_dir / "model.safetensors")
     frozen = [key for key in before if key.startswith(("encoder.", "quantizer."))]
@@ -137,16 +141,15 @@ def test_single_stage_recipe_with_dead_code_restarts_and_gan(tmp_path):
     """The single-stage recipe with its official discriminator (MaskBit's, shrunk)."""
     model = {**TINY_TITOK, "decoder_type": "pixel", "l2_norm": False, "legacy_latent_layout": False,
              "zero_one_pixels": False, "dead_code_restarts": True}
-    maskbit = {"hidden_channels": 32, "num_stages": 2, "blur_resample": True, "blur_kernel_size": 4}
     result = run(tmp_path, "single", model, {"reconstruction": "mse", "disc_weight": 0.1, "adaptive_disc_weight": False,
                                               "disc_start": 2, "lecam_weight": 0.001, "discriminator": "maskbit",
-                                              "discriminator_options": maskbit}, steps=4, ema_decay=0.999,
+                                              "discriminator_options": TINY_MASKBIT}, steps=4, ema_decay=0.999,
                  max_grad_norm=1.0, checkpoint_every=4)
     assert [h["step"] for h in result.history] == [0, 1, 2, 3]
     assert "generator_adversarial" in result.history[-1] and "generator_adversarial" not in result.history[0]
     assert {"discriminator", "lecam", "logits_real"} <= set(result.history[-1])
     checkpoint = result.output_dir / "checkpoints" / "checkpoint-00000004"
-    assert set(load_file(checkpoint / "discriminator.safetensors")) == set(MaskBitDiscriminator(**maskbit).state_dict())
+    assert set(load_file(checkpoint / "discriminator.safetensors")) == set(MaskBitDiscriminator(**TINY_MASKBIT).state_dict())
     # The discriminator's AdamW has TiTok's official groups: its 9 biases and GroupNorm vectors without weight decay.
     groups = json.loads((checkpoint / "trainer_state.json").read_text())["optimizers"]["discriminator"]["param_groups"]
     assert [(len(group["params"]), group["weight_decay"]) for group in groups] == [(9, 0.0), (5, 1e-4)]
