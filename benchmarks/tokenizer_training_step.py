@@ -27,8 +27,11 @@ dict. Nothing of this is in the library.
 Faithfulness cross-check: the first step's batch of the engine is recorded, and LlamaGen's
 ``VQLoss`` computes its generator and discriminator losses on that batch with the same initial
 weights; the report gives both values. (``vq_train.py`` calls ``vq_loss.train()``, which also
-puts LPIPS's dropout layers in training mode; hf_vq keeps LPIPS in eval mode. The cross-check
-runs LlamaGen's LPIPS in eval mode; the timed official step keeps ``vq_train.py``'s mode.)
+puts LPIPS's dropout layers in training mode, as the config's ``loss.perceptual_dropout: true`` does
+for hf_vq. Dropout draws differ between the two codes, so the cross-check runs LPIPS without dropout
+on both sides: ours with ``perceptual_dropout`` off for the whole benchmark run (dropout on five
+feature maps costs nothing measurable next to the VGG), LlamaGen's in eval mode for the cross-check
+only; the timed official step keeps ``vq_train.py``'s mode.)
 """
 
 import json
@@ -110,6 +113,7 @@ def our_config(data_dir: str, output_dir: str, image_size: int, batch_size: int,
                             "checkpoint_every": 0, "resume_from": None, "log_every": 1000, "log_images_every": 0,
                             "report_to": "none"})
     raw["loss"]["disc_start"] = 0
+    raw["loss"]["perceptual_dropout"] = False  # deterministic first-step losses for the cross-check (module docstring)
     raw["output_dir"] = output_dir
     return TrainConfig.from_dict(raw)
 
@@ -318,7 +322,7 @@ def _official_losses(official, initial, batch):
     official_model, official_loss = official
     official_model.train()
     official_loss.train()
-    official_loss.perceptual_loss.eval()  # hf_vq's LPIPS runs in eval mode (no dropout): compare like with like
+    official_loss.perceptual_loss.eval()  # no dropout, as our side in this benchmark: compare like with like
     with torch.no_grad():
         recons, codebook_loss = official_model(batch)
         # The hinge GAN term at weight 0.5 goes through the discriminator in train mode (BatchNorm batch statistics).

@@ -141,3 +141,29 @@ def test_lpips_loads_the_trunk_from_the_torch_hub_cache(tmp_path, monkeypatch):
     torch.save({"features.0.weight": torch.zeros(1)}, checkpoints / "vgg16-397923af.pth")
     with pytest.raises(ValueError, match="does not look like torchvision's vgg weights"):
         load_lpips_network("vgg")
+
+
+def test_lpips_dropout_is_lpips_in_train_mode_as_taming_and_llamagen_train_it():
+    """loss.perceptual_dropout: the LPIPS of a training step is the network in train mode (what taming's
+    Lightning module and LlamaGen's vq_loss.train() leave it in); without it, and in eval mode, the
+    deterministic eval-mode LPIPS."""
+    import copy
+
+    torch.manual_seed(0)
+    network = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+    off = LPIPSLoss(network=copy.deepcopy(network)).train()
+    on = LPIPSLoss(network=copy.deepcopy(network), dropout=True).train()
+    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        eval_value = network.eval()(y, x).mean()
+        assert torch.equal(off(y, x), eval_value) and torch.equal(off(y, x), eval_value)
+        torch.manual_seed(3)
+        first = on(y, x)
+        torch.manual_seed(3)
+        assert torch.equal(first, network.train()(y, x).mean())  # the same dropout draws as the official train mode
+        assert not torch.equal(first, eval_value) and not torch.equal(on(y, x), first)  # dropout is on
+        assert not on.network.net.training  # only the dropout layers train; the trunk stays in eval mode
+        on.eval()
+        assert torch.equal(on(y, x), eval_value)
+    with pytest.raises(ValueError, match="perceptual_dropout.*dropout layers"):
+        LPIPSLoss(network=torch.nn.Conv2d(3, 1, 1), dropout=True)  # a network without dropout layers

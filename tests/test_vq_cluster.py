@@ -212,7 +212,8 @@ def pixel_decoder_raw(stage1: Path, output_dir, image_folder) -> dict:
     raw["data"] = folder_data(image_folder)
     raw["training"].update(batch_size=4, max_steps=2, log_every=1, checkpoint_every=0, resume_from=None, report_to="none",
                            mixed_precision="no", log_images_every=0)
-    raw["loss"].update(disc_start=1, disc_layers=2, disc_channels=8)
+    # perceptual_dropout off: the stand-in for LPIPS (TinyPerceptualLoss) has no dropout layers to switch on
+    raw["loss"].update(disc_start=1, disc_layers=2, disc_channels=8, perceptual_dropout=False)
     raw["output_dir"] = str(output_dir)
     return raw
 

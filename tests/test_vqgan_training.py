@@ -31,7 +31,10 @@ def test_shrunk_recipe_trains_with_gan_loss_on(recipe, tmp_path):
     raw["output_dir"] = str(tmp_path / recipe)
 
     network = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)  # random VGG trunk: no download in CI
+    dropout_modes = []  # LPIPS's dropout runs in the steps, as in the official training (loss.perceptual_dropout)
+    network.lin0.model[0].register_forward_hook(lambda module, inputs, output: dropout_modes.append(module.training))
     result = run_training(TrainConfig.from_dict(raw), perceptual_loss=LPIPSLoss(network=network))
+    assert raw["loss"]["perceptual_dropout"] is True and dropout_modes and all(dropout_modes)
 
     history = result.history
     assert [h["step"] for h in history] == [0, 1, 2, 3]

@@ -66,7 +66,8 @@ def stage2_dir(stage1_dir, image_folder, tmp_path_factory):
     raw["data"] = {"dataset": "imagefolder", "train_data_dir": image_folder, "eval_holdout": 4, "image_size": SIZE}
     raw["training"].update(batch_size=4, max_steps=2, log_every=1, checkpoint_every=0, resume_from=None, report_to="none",
                            mixed_precision="no", log_images_every=0)
-    raw["loss"].update(disc_start=1, disc_layers=2, disc_channels=8)
+    # perceptual_dropout off: the stand-in for LPIPS (TinyPerceptualLoss) has no dropout layers to switch on
+    raw["loss"].update(disc_start=1, disc_layers=2, disc_channels=8, perceptual_dropout=False)
     raw["output_dir"] = str(output)
     config = TrainConfig.from_dict(raw)
     model = build_stage2_model(config.model)

@@ -26,22 +26,47 @@ def load_lpips_network(net: str = "vgg") -> nn.Module:
 
 
 class LPIPSLoss(nn.Module):
-    """Mean LPIPS distance between two image batches in [-1, 1]; frozen, always in eval mode.
+    """Mean LPIPS distance between two image batches in [-1, 1]; frozen.
+
+    The network is always in eval mode, except with ``dropout``: then LPIPS's dropout layers (p 0.5 on
+    the normalised feature differences before each linear head) follow this module's train / eval
+    mode. That is how taming, LlamaGen's ``vq_train.py``, VQGAN-LC and the IU tokenizers train: their
+    loss module is put in train mode with the model, and their LPIPS has these dropout layers. The
+    expected loss is the same; its value and gradient are noisier. (TiTok's official perceptual loss
+    puts itself in eval mode at every call: no dropout.)
 
     Args:
         network: an ``lpips.LPIPS`` module (or any module ``network(a, b) -> (B, 1, 1, 1)``);
             default: :func:`load_lpips_network` with ``net``.
         net: trunk used when ``network`` is not given ("vgg" for training).
+        dropout: train with the network's dropout layers active (``loss.perceptual_dropout``).
     """
 
-    def __init__(self, network: nn.Module | None = None, net: str = "vgg"):
+    def __init__(self, network: nn.Module | None = None, net: str = "vgg", dropout: bool = False):
         super().__init__()
         self.network = network if network is not None else load_lpips_network(net)
-        self.network.eval().requires_grad_(False)
+        self.network.requires_grad_(False)
+        self.dropout = False
+        self.set_dropout(dropout)
+
+    def set_dropout(self, enabled: bool) -> "LPIPSLoss":
+        """Whether the network's dropout layers are active in train mode (they never are in eval mode)."""
+        if enabled and not any(isinstance(module, nn.Dropout) for module in self.network.modules()):
+            raise ValueError(f"loss.perceptual_dropout needs an LPIPS network with dropout layers (lpips.LPIPS's "
+                             f"default use_dropout=True); {type(self.network).__name__} has none. Set "
+                             "loss.perceptual_dropout: false or pass such a network.")
+        self.dropout = enabled
+        return self.train(self.training)
 
     def train(self, mode: bool = True):
-        # The trunk stays in eval mode: LPIPS is a fixed metric, not a trained module.
-        return super().train(False)
+        # LPIPS is a fixed metric, not a trained module: the network stays in eval mode, its dropout
+        # layers aside when `dropout` is set.
+        super().train(mode)
+        self.network.eval()
+        for module in self.network.modules():
+            if isinstance(module, nn.Dropout):
+                module.train(mode and self.dropout)
+        return self
 
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.network(reconstruction.float(), target.float()).mean()

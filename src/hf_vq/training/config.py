@@ -233,6 +233,9 @@ class LossConfig(_Section):
 
     reconstruction: "l1" or "mse"; None uses the model config's ``reconstruction_loss``
         (otherwise it sets it: the model computes the term, once).
+    perceptual_dropout: LPIPS's dropout layers active in the training steps (false: LPIPS in eval mode).
+        taming, LlamaGen's ``vq_train.py``, VQGAN-LC and the IU tokenizers train that way (their loss
+        module is in train mode), so their configs set it; TiTok's official loss keeps LPIPS in eval mode.
     disc_weight: GAN weight (0 = no discriminator). With ``adaptive_disc_weight`` it multiplies
         taming's adaptive weight; otherwise it is the weight itself.
     disc_start: the step at which the discriminator and the GAN term start.
@@ -261,6 +264,7 @@ class LossConfig(_Section):
     reconstruction_weight: float = 1.0
     lpips_weight: float = 0.0
     lpips_net: str = "vgg"
+    perceptual_dropout: bool = False
     disc_weight: float = 0.0
     disc_start: int = 0
     adaptive_disc_weight: bool = True

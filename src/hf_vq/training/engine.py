@@ -114,6 +114,7 @@ SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR = {
     "loss.discriminator_loss_weight": 1.0,        # the discriminator loss unscaled
     "loss.discriminator_options": {},             # only patchgan / stylegan existed, and they take no options
     "loss.objective": "reconstruction",           # the tokenizer objective
+    "loss.perceptual_dropout": False,             # LPIPS in eval mode
     "loss.proxy_tokenizer": None,
     "loss.quantizer_weight": 1.0,                 # the quantizer terms unscaled
     "training.min_learning_rate": 0.0,            # schedules from transformers.get_scheduler, cosine down to 0

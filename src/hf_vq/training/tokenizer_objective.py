@@ -156,7 +156,12 @@ class TokenizerObjective(Objective):
                 self.lecam = LeCamRegularizer(cfg.lecam_decay).to(engine.device)
         if cfg.lpips_weight > 0:
             perceptual = self.perceptual_loss if self.perceptual_loss is not None else LPIPSLoss(net=cfg.lpips_net)
-            self.perceptual = perceptual.to(engine.device)
+            if isinstance(perceptual, LPIPSLoss):
+                perceptual.set_dropout(cfg.perceptual_dropout)
+            elif cfg.perceptual_dropout:
+                raise ValueError(f"loss.perceptual_dropout needs the perceptual loss to be an LPIPSLoss (it switches "
+                                 f"LPIPS's dropout layers); got {type(perceptual).__name__}.")
+            self.perceptual = perceptual.to(engine.device).train()  # with perceptual_dropout: dropout in the steps
         if cfg.convnext_weight > 0:
             convnext = self.convnext_loss if self.convnext_loss is not None else ConvNeXtPerceptualLoss()
             self.convnext = convnext.to(engine.device)
