@@ -127,6 +127,9 @@ def test_queued_checks_still_refuse_bad_values_with_their_own_errors():
     # the token lookup must not fail first (an IndexError on a CPU, a device assert on a GPU)
     with pytest.raises(ValueError, match=r"input_ids must be codes in \[0, 32\).*\[0, 99\]"):
         gpt(input_ids=torch.tensor([[0, 99, 3]]), class_labels=torch.tensor([1]))
+    # nor the loss's target lookup (the last token is a target only); -100 stays "ignored"
+    with pytest.raises(ValueError, match=r"labels must be codes in \[0, 32\) or -100 \(ignored\); got .*\[0, 40\]"):
+        gpt(input_ids=torch.tensor([[0, 1, 3]]), class_labels=torch.tensor([1]), labels=torch.tensor([[0, 1, -100, 40]]))
     with pytest.raises(ValueError, match=r"class_labels must be in \[0, 10\].*\[-1, 2\]"):
         gpt(input_ids=torch.tensor([[0, 1, 3]]), class_labels=torch.tensor([-1, 2]))
     with pytest.raises(ValueError, match=r"class_labels must be in \[0, 10\); got values in \[3, 12\]"):

@@ -213,6 +213,14 @@ def _raise_for_input_id_range(vocab_size: int, values: list) -> None:
         )
 
 
+def _raise_for_label_range(vocab_size: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"labels must be codes in [0, {vocab_size}) or {IGNORE_INDEX} (ignored); got values in [{low}, {high}]."
+        )
+
+
 def _raise_for_class_label_range(num_classes: int, values: list) -> None:
     low, high = (int(value) for value in values)
     if low < 0 or high > num_classes:
@@ -354,7 +362,16 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
                     f"got {tuple(labels.shape)}."
                 )
             used = logits[:, : labels.shape[1]]
-            loss = F.cross_entropy(used.reshape(-1, used.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+            targets = labels
+            if labels.numel() and not torch.compiler.is_compiling():
+                # Checked with the inputs (one host read): an out-of-range target would be an IndexError on a CPU
+                # and a device-side assert on a GPU inside cross_entropy; while the check is queued the loss
+                # uses clamped targets, and the call raises the check's error before returning it.
+                real = labels != IGNORE_INDEX
+                check_values(torch.stack(torch.aminmax(torch.where(real, labels, 0))),
+                             functools.partial(_raise_for_label_range, self.config.vocab_size))
+                targets = torch.where(real, within_queued_range(labels, self.config.vocab_size), labels)
+            loss = F.cross_entropy(used.reshape(-1, used.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         output = LlamaGenGPTOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()
 
