@@ -252,3 +252,19 @@ def test_token_batches_read_with_one_gather_equal_the_rows_collated_one_by_one()
     ragged = Dataset.from_dict({"input_ids": [[1, 2, 3], [4, 5]], "class_labels": [0, 1]})
     with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
         TokenBatchReader(ragged).__getitems__([0, 1])
+
+
+def test_a_large_log_every_still_reads_the_losses_after_max_unread_losses(tmp_path, monkeypatch):
+    from hf_vq.training import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_UNREAD_LOSSES", 1)
+    model, calls = tiny_gpt(num_classes=3), []
+
+    def nan_at_step_1(module, inputs, output):
+        calls.append(1)
+        return output * float("nan") if len(calls) == 2 else output
+
+    model.lm_head.register_forward_hook(nan_at_step_1)
+    with pytest.raises(NonFiniteLossError, match=r"Non-finite loss at step 1: loss=nan"):
+        ar_engine(tmp_path, model=model, max_steps=6, log_every=50).run()
+    assert len(calls) == 2  # read right after step 1 (one unread loss), not at the next logging step

@@ -34,8 +34,9 @@ is a new objective, never a new loop. The engine calls, in this order:
     autocast and under ``accelerate.accumulate`` of every trained module. Nothing in a step
     should read device values on the host (a host sync makes the CPU wait for the GPU instead
     of queuing the next kernels): the engine reads the kept terms (finite? logged values) and the
-    models' value checks together at logging and checkpoint steps, so a NaN loss stops the run at
-    the next of those (``training.log_every``), naming the step where it first appeared, and never
+    models' value checks together at logging and checkpoint steps (and after ``MAX_UNREAD_LOSSES``),
+    so a NaN loss stops the run at the next of those (``training.log_every``), naming the step where
+    it first appeared, and never
     after a checkpoint was written from it. ``tests/test_host_syncs.py`` counts the syncs of a step.
 ``log_values(engine, step)``
     Extra scalars for TensorBoard at a logging step (codebook usage...); may log images.
@@ -109,6 +110,11 @@ CHANGEABLE_ON_RESUME = (
     "training.log_images_every", "training.report_to", "training.checkpoint_every", "training.keep_checkpoints", "data.num_workers",
     "data.eval_data_dir", "data.eval_split", "data.max_eval_images", "eval.",
 )
+
+
+# The losses are read on the host at logging and checkpoint steps, and at the latest after this many
+# losses (micro-batches x optimizers) stay unread: one sync per 100 of them costs nothing measurable.
+MAX_UNREAD_LOSSES = 100
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -273,6 +279,8 @@ class TrainingEngine:
     def train_step(self, step: int, progress) -> None:
         terms = self.step(step)
         self.log(step, terms, progress)
+        if len(self.unread_terms) >= MAX_UNREAD_LOSSES:  # a large log_every still finds a NaN loss soon
+            self._read_losses()
         self.checkpoint(step + 1)
 
     # -- build ------------------------------------------------------------------------------
