@@ -121,3 +121,42 @@ def test_quick_run_writes_a_results_report(tmp_path):
     assert (tmp_path / "results.png").stat().st_size > 1000
     load("readme_table").readme_block(text)  # the README block can be generated from it
     assert hashlib.sha256((BENCHMARKS / "RESULTS.md").read_bytes()).hexdigest() == committed
+
+
+def test_gpu_ran_compiled_tells_compiled_from_eager_calls():
+    """A compiled row is only a compiled figure if the timed call ran a compiled graph: the check sees a compiled
+    function, not the same function eager, and not a compiled one whose work dynamo left eager."""
+    import torch
+
+    gpu = load("gpu")
+
+    def double_sin(x):
+        return (x * 2).sin()
+
+    x = torch.randn(8)
+    compiled = torch.compile(double_sin)  # inductor, as gpu.py compiles
+    compiled(x)
+    assert gpu.ran_compiled(lambda: compiled(x))
+    assert not gpu.ran_compiled(lambda: double_sin(x))
+    eager_double_sin = torch.compiler.disable(double_sin)
+
+    def calls_eager_code(x):
+        return eager_double_sin(x)
+
+    skipped = torch.compile(calls_eager_code)
+    assert not gpu.ran_compiled(lambda: skipped(x))
+    torch._dynamo.reset()
+
+
+def test_gpu_report_marks_compiled_rows_that_ran_eager():
+    gpu = load("gpu")
+    timing = {"median": 0.1, "min": 0.1, "max": 0.1, "runs": 3}
+    side = {**timing, "images_per_s": 80.0, "utilisation": 0.1, "extra_peak_mb": 1.0, "compile_seconds": 20.0}
+    row = {"tokenizer": "llamagen", "batch": 8, "precision": "bf16", "op": "encode", "compiled": True,
+           "same_indices": 1.0, "flops": 1.0,
+           "results": {"hf_vq": {**side, "ran_compiled": False}, "official": {**side, "ran_compiled": True}}}
+    text = gpu.report({"quick": False, "machine": {"date": "d", "gpu": "G", "torch": "t", "cuda": "c", "python": "p"},
+                       "compile": [row]})
+    line = next(line for line in text.splitlines() if line.startswith("| llamagen | 8 |"))
+    assert line.endswith("| 20 (ran eager) / 20 |")
+    assert "llamagen encode, batch 8, bf16, torch.compile (a side ran eager)" in gpu.summary({"compile": [row]})[2]
