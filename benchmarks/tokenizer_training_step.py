@@ -165,6 +165,7 @@ def case_tokenizer_train_step(p):
     from tqdm.auto import tqdm
 
     from hf_vq.training import TokenizerObjective, TrainingEngine
+    from hf_vq.utils.value_checks import queued_value_checks
 
     sys.path.insert(0, str(HERE))
     from bench_images import write_jpeg_folder
@@ -287,17 +288,17 @@ def case_tokenizer_train_step(p):
         engine.resume()
         progress = tqdm(range(total_steps), disable=True)
         ours_times, official_times = [], []
-        for number in progress:
-            start = time.perf_counter()
-            terms = engine.step(number)
-            engine.log(number, terms, progress)
-            engine.checkpoint(number + 1)
-            sync()
-            ours_times.append(time.perf_counter() - start)
-            if official_step is not None:
+        # as run(): the models' value checks are queued and read with the losses at logging steps
+        with queued_value_checks():
+            for number in progress:
                 start = time.perf_counter()
-                official_step(number)
-                official_times.append(time.perf_counter() - start)
+                engine.train_step(number, progress)
+                sync()
+                ours_times.append(time.perf_counter() - start)
+                if official_step is not None:
+                    start = time.perf_counter()
+                    official_step(number)
+                    official_times.append(time.perf_counter() - start)
         timed = slice(warmup + 1, None)
         step.result = ours_times[timed]
         step.parts = {"generator": statistics.median(parts["generator"][timed]),

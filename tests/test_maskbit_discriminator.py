@@ -154,7 +154,7 @@ def test_gan_losses_lecam_and_gradients_equal_the_official_single_stage_loss(fix
     objective.lecam.ema_real.fill_(fixture["ema_real_before"].item())
     objective.lecam.ema_fake.fill_(fixture["ema_fake_before"].item())
     objective.perceptual = objective.convnext = None
-    objective.usage = SimpleNamespace(update=lambda indices: None)
+    objective.usage = SimpleNamespace(update=lambda indices, check_range=True: None)
     batch = {"pixel_values": fixture["pixel_values"] * 2 - 1, "num_unreadable": 0}
 
     generator_step, discriminator_step = objective.step_losses(batch, step=2)

@@ -9,10 +9,13 @@ temperature -> top-k -> top-p -> multinomial draw with the caller's generator.
 """
 
 
+import functools
 from collections.abc import Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
+
+from ..utils.value_checks import batched_value_checks, check_values, run_value_checks
 
 # LlamaGen divides by max(temperature, 1e-5): temperature 0 means (almost) greedy, not an error.
 MIN_TEMPERATURE = 1e-5
@@ -87,14 +90,18 @@ def check_class_labels(class_labels, num_classes: int) -> torch.Tensor:
         raise ValueError(f"class_labels must be a 1D sequence of integers; got {class_labels.dtype} {tuple(class_labels.shape)}.")
     if class_labels.numel() == 0:
         raise ValueError("class_labels is empty: give at least one class.")
-    if int(class_labels.min()) < 0 or int(class_labels.max()) >= num_classes:
-        raise ValueError(
-            f"class_labels must be in [0, {num_classes}); got values in [{int(class_labels.min())}, {int(class_labels.max())}]."
-        )
+    check_values(torch.stack(torch.aminmax(class_labels)), functools.partial(_raise_for_class_range, num_classes))
     return class_labels.long()
 
 
+def _raise_for_class_range(num_classes: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"class_labels must be in [0, {num_classes}); got values in [{low}, {high}].")
+
+
 @torch.no_grad()
+@batched_value_checks  # the class labels are read first, then every step's token checks once, at the end
 def generate(
     model,
     class_labels: torch.Tensor | list,
@@ -124,6 +131,7 @@ def generate(
         raise ValueError(f"num_tokens must be in [1, block_size = {config.block_size}]; got {num_tokens}.")
     device = model.device
     class_labels = check_class_labels(class_labels, config.num_classes).to(device)
+    run_value_checks()  # a wrong class is refused before sampling; the tokens' checks are read at the end
     batch = class_labels.shape[0]
 
     guided = guidance_scale > 1.0

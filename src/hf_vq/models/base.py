@@ -8,6 +8,7 @@ input and reports the losses, so the trainer and the evaluator never ask which t
 they hold.
 """
 
+import functools
 import math
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ..quantizers import Quantizer
+from ..utils.value_checks import batched_value_checks, check_values
 from .configuration_base import VQTokenizerConfig
 from .loading import StrictLoadingMixin
 
@@ -133,8 +135,13 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
         # break and a device sync per call, so a compiled model checks shapes only (as transformers'
         # models skip their data-dependent checks when compiling). Run it eagerly to check values.
         return
-    # One reduction and one device sync per forward (this check runs on every training step).
-    low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
+    # One reduction per call; the host reads its [min, max] together with the call's other value
+    # checks (hf_vq.utils.value_checks): one device sync per encode / forward, not one per check.
+    check_values(torch.stack(torch.aminmax(pixel_values.detach())), _raise_for_pixel_range)
+
+
+def _raise_for_pixel_range(values: list) -> None:
+    low, high = values
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(
             f"pixel_values contain NaN or infinite values (range [{low}, {high}]): check the images and their "
@@ -155,9 +162,13 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
     if indices.numel() and not torch.compiler.is_compiling():  # values: eager only (see check_pixel_values)
-        low, high = torch.stack(torch.aminmax(indices)).tolist()
-        if low < 0 or high >= codebook_size:
-            raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
+        check_values(torch.stack(torch.aminmax(indices)), functools.partial(_raise_for_index_range, codebook_size))
+
+
+def _raise_for_index_range(codebook_size: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= codebook_size:
+        raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
 def reject_unknown_arguments(model_name: str, kwargs: dict, accepted) -> None:
@@ -235,6 +246,7 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
         """Indices (B, h, w) -> the ``quantized`` tensor that ``encode`` gives for them."""
         return self.quantizer.indices_to_codes(indices).permute(0, 3, 1, 2).contiguous()
 
+    @batched_value_checks
     def encode(self, pixel_values: torch.Tensor) -> VQEncoderOutput:
         """Pixels in [-1, 1] (B, C, H, W) -> quantized latents, indices and quantizer losses."""
         self.check_pixel_values(pixel_values)
@@ -267,6 +279,7 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             raise ValueError("decode() got an empty batch: pass at least one latent.")
         self.check_dtype(quantized, "quantized latents")
 
+    @batched_value_checks
     def decode_indices(self, indices: torch.Tensor, return_dict: bool = True):
         """Indices -> images; equals ``decode(encode(x).quantized)`` for ``indices = encode(x).indices``."""
         check_indices(indices, self.config.codebook_size, self.indices_ndim)
@@ -336,6 +349,7 @@ class VQTokenizerPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             return F.l1_loss(reconstruction, pixel_values)
         return F.mse_loss(reconstruction, pixel_values)
 
+    @batched_value_checks
     def forward(self, pixel_values: torch.Tensor, return_dict: bool = True, **kwargs) -> VQModelOutput:
         # transformers' utilities pass keyword arguments by name; one this model does not know
         # (a typo, or a GPT argument given to a tokenizer) must not be silently ignored.

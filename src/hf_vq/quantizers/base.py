@@ -18,12 +18,29 @@ At inference (``eval()`` under ``torch.no_grad()``) ``forward`` pays for the sea
 ``loss_terms`` is empty and ``loss`` is a zero scalar.
 """
 
+import functools
+import math
 from abc import ABC, abstractmethod
 
 import torch
 import torch.nn as nn
 
+from ..utils.value_checks import check_values, run_value_checks
 from .output import QuantizerOutput, batch_perplexity
+
+
+def _raise_for_non_finite_input(name: str, values: list) -> None:
+    if not all(math.isfinite(value) for value in values):  # aminmax propagates NaN; an inf is the min or the max
+        raise ValueError(
+            f"{name} input contains NaN or inf values. Non-finite latents usually mean non-finite pixels "
+            "or a diverged encoder: check the input images and lower the learning rate."
+        )
+
+
+def _raise_for_index_range(name: str, codebook_size: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= codebook_size:
+        raise ValueError(f"{name} indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
 def mixed_radix_indices(digits: torch.Tensor, basis: list) -> torch.Tensor:
@@ -86,11 +103,9 @@ class Quantizer(nn.Module, ABC):
         # One reduction: aminmax propagates NaN and an inf is the min or the max (isfinite(z).all() makes
         # several passes and a bool copy of z, which was most of a small quantizer's forward). A host read
         # of the values: eagerly only (under torch.compile a graph break and a sync per call).
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(torch.stack(torch.aminmax(z))).all()):
-            raise ValueError(
-                f"{name} input contains NaN or inf values. Non-finite latents usually mean non-finite pixels "
-                "or a diverged encoder: check the input images and lower the learning rate."
-            )
+        # The host reads it with the calling model's other checks (hf_vq.utils.value_checks).
+        if not torch.compiler.is_compiling():
+            check_values(torch.stack(torch.aminmax(z.detach())), functools.partial(_raise_for_non_finite_input, name))
 
     def check_indices(self, indices) -> None:
         """Raise a ValueError unless ``indices`` is an integer tensor with values in [0, codebook_size)."""
@@ -101,11 +116,10 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} indices must be an integer tensor; got dtype {indices.dtype}. Use indices.long().")
         # the values are read on the host: eagerly only (under torch.compile a graph break and a sync)
         if indices.numel() and not torch.compiler.is_compiling():
-            low, high = torch.stack(torch.aminmax(indices.long())).tolist()
-            if low < 0 or high >= self.codebook_size:
-                raise ValueError(
-                    f"{name} indices must be in [0, {self.codebook_size}); got values in [{low}, {high}]."
-                )
+            check_values(torch.stack(torch.aminmax(indices.long())),
+                         functools.partial(_raise_for_index_range, name, self.codebook_size))
+            # Read now (with the calling model's queued checks): the caller looks the indices up next.
+            run_value_checks()
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         self.check_input(z)

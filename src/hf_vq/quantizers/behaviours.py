@@ -52,7 +52,10 @@ class CodebookBehaviour(nn.Module):
 
 
 def _code_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    return torch.bincount(indices, minlength=codebook_size).float()
+    # index_add_, not bincount: bincount reads the largest index on the host (a device sync) to size
+    # its output. Sums of ones are exact in float32 up to 2**24 per code, whatever the order.
+    counts = torch.zeros(codebook_size, dtype=torch.float32, device=indices.device)
+    return counts.index_add_(0, indices, torch.ones(indices.shape, dtype=torch.float32, device=indices.device))
 
 
 def _code_sums(vectors: torch.Tensor, indices: torch.Tensor, codebook_size: int) -> torch.Tensor:

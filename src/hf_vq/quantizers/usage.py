@@ -25,16 +25,20 @@ class CodebookUsage:
         self.codebook_size = codebook_size
         self.counts = None if device is None else torch.zeros(codebook_size, dtype=torch.long, device=device)
 
-    def update(self, indices: torch.Tensor) -> None:
+    def update(self, indices: torch.Tensor, check_range: bool = True) -> None:
+        """Count ``indices``. ``check_range=False`` for indices a quantizer just made (a training step):
+        the range check reads the device on the host, a sync per call."""
         flat = indices.detach().reshape(-1).long()
         if not flat.numel():
             return
-        low, high = torch.stack(torch.aminmax(flat)).tolist()
-        if low < 0 or high >= self.codebook_size:
-            raise ValueError(f"indices out of range [0, {self.codebook_size}): min {low}, max {high}.")
+        if check_range:
+            low, high = torch.stack(torch.aminmax(flat)).tolist()
+            if low < 0 or high >= self.codebook_size:
+                raise ValueError(f"indices out of range [0, {self.codebook_size}): min {low}, max {high}.")
         if self.counts is None:
             self.counts = torch.zeros(self.codebook_size, dtype=torch.long, device=flat.device)
-        self.counts += torch.bincount(flat, minlength=self.codebook_size).to(self.counts.device)
+        # index_add_, not bincount: bincount reads the largest index on the host to size its output.
+        self.counts.index_add_(0, flat.to(self.counts.device), torch.ones_like(flat, device=self.counts.device))
 
     def compute(self, all_reduce: bool = False) -> dict:
         counts = self.counts
@@ -42,18 +46,15 @@ class CodebookUsage:
             counts = torch.zeros(self.codebook_size, dtype=torch.long, device=reduction_device())
         if all_reduce:
             counts = all_reduce_sum(counts.clone())
-        counts = counts.double().cpu()
-        total = counts.sum().item()
+        # float64 on the counts' device (MPS has none: there on the CPU); one host read for the three numbers.
+        counts = (counts.cpu() if counts.device.type == "mps" else counts).double()
+        total = counts.sum()
+        probs = counts / total.clamp_min(1)
+        entropy = -torch.where(probs > 0, probs * probs.log(), 0.0).sum()
+        total, entropy, usage = torch.stack([total, entropy, (counts > 0).double().mean()]).tolist()
         if total == 0:
             return {"codebook_usage": 0.0, "perplexity": 0.0, "num_tokens": 0}
-        probs = counts / total
-        nz = probs[probs > 0]
-        entropy = -(nz * nz.log()).sum().item()
-        return {
-            "codebook_usage": float((counts > 0).double().mean().item()),
-            "perplexity": math.exp(entropy),
-            "num_tokens": int(total),
-        }
+        return {"codebook_usage": usage, "perplexity": math.exp(entropy), "num_tokens": int(total)}
 
 
 __all__ = ["CodebookUsage"]

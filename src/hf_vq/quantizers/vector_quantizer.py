@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils.value_checks import run_value_checks
 from .base import Quantizer
 from .nearest import DEFAULT_CHUNK_ELEMENTS, nearest_code
 
@@ -208,7 +209,10 @@ class VectorQuantizer(Quantizer):
         # distances) is normalised; the losses, the EMA statistics and the gradient see the raw vectors.
         search_vectors = F.normalize(vectors, dim=-1) if self.l2_norm_mode == "search" else vectors
 
-        if self.training:
+        if self.training and len(self.behaviours):
+            # The behaviours update the codebook and their statistics from these vectors: the queued
+            # checks of the input (non-finite latents, pixels) are read before (hf_vq.utils.value_checks).
+            run_value_checks()
             for behaviour in self.behaviours:
                 behaviour.before_search(self, search_vectors.detach())
 

@@ -10,6 +10,7 @@ Accelerate); a resumed streaming run re-reads and skips the batches it already u
 import itertools
 import logging
 
+import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
@@ -173,15 +174,57 @@ def collate_tokens(rows: list) -> dict:
     }
 
 
+class TokenBatchReader:
+    """A token dataset read one batch at a time: one Arrow gather per batch.
+
+    The DataLoader hands ``__getitems__`` the batch's row indices (from the seeded sampler, so the
+    order and the resume are the sampler's). Reading rows one at a time through the ``torch``
+    format took 3 ms per batch of 32 x 256 tokens (more than a GPT-B step's gap on an H100); one
+    gather of the Arrow table and one reshape take 0.7 ms. Rows that are not flat lists of equal
+    length take the row-by-row path (:func:`collate_tokens`), as before.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.arrow = dataset.with_format("arrow", columns=["input_ids", "class_labels"])
+        self.rows = dataset.with_format("torch", columns=["input_ids", "class_labels"])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.rows[index]
+
+    def __getitems__(self, indices: list) -> dict:
+        import pyarrow as pa
+
+        table = self.arrow[list(indices)]
+        ids = table.column("input_ids").combine_chunks()
+        labels = table.column("class_labels")
+        if (pa.types.is_list(ids.type) and pa.types.is_integer(ids.type.value_type) and pa.types.is_integer(labels.type)
+                and ids.null_count == 0 and labels.null_count == 0):
+            lengths = np.diff(ids.offsets.to_numpy())
+            if (lengths == lengths[0]).all():
+                flat = ids.flatten().to_numpy(zero_copy_only=False)
+                return {"input_ids": torch.from_numpy(flat.astype(np.int64).reshape(len(indices), -1)),
+                        "class_labels": torch.from_numpy(labels.to_numpy().astype(np.int64))}
+        return collate_tokens([self.rows[index] for index in indices])
+
+
+def _batch_as_read(batch):
+    """The DataLoader's collate_fn for :class:`TokenBatchReader`: its batches are already collated."""
+    return batch if isinstance(batch, dict) else collate_tokens(batch)
+
+
 def build_token_batches(dataset, batch_size: int, seed: int, accelerator, start_batch: int = 0,
                         num_workers: int = 0) -> TrainBatches:
     """Endless batches of a token dataset (``hf-vq tokenize``): one seeded permutation per epoch,
     sharded across processes by Accelerate, starting at micro-batch ``start_batch``."""
-    dataset = dataset.with_format("torch", columns=["input_ids", "class_labels"])
-    sampler = EpochShuffleSampler(len(dataset), seed=seed)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-                        collate_fn=collate_tokens)
-    return TrainBatches(accelerator, accelerator.prepare(loader), dataset, sampler, streaming=False, start=start_batch)
+    reader = TokenBatchReader(dataset)
+    sampler = EpochShuffleSampler(len(reader), seed=seed)
+    loader = DataLoader(reader, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
+                        collate_fn=_batch_as_read)
+    return TrainBatches(accelerator, accelerator.prepare(loader), reader, sampler, streaming=False, start=start_batch)
 
 
 class _PixelBatches:

@@ -28,10 +28,16 @@ is a new objective, never a new loop. The engine calls, in this order:
     this process) exactly where an uninterrupted run would be.
 ``step_losses(batch, step)``
     A generator of :class:`StepLoss` ``(optimizer, loss, terms)``, in the order they are
-    minimised. For each one the engine checks the terms are finite, back-propagates the loss
+    minimised. For each one the engine keeps the terms (on the device), back-propagates the loss
     (outside autocast), clips, and steps that optimizer before asking for the next: a GAN
     yields the generator loss, then the discriminator loss. The forward passes run under
-    autocast and under ``accelerate.accumulate`` of every trained module.
+    autocast and under ``accelerate.accumulate`` of every trained module. Nothing in a step
+    should read device values on the host (a host sync makes the CPU wait for the GPU instead
+    of queuing the next kernels): the engine reads the kept terms (finite? logged values) and the
+    models' value checks together at logging and checkpoint steps (and after ``MAX_UNREAD_LOSSES``),
+    so a NaN loss stops the run at the next of those (``training.log_every``), naming the step where
+    it first appeared, and never
+    after a checkpoint was written from it. ``tests/test_host_syncs.py`` counts the syncs of a step.
 ``log_values(engine, step)``
     Extra scalars for TensorBoard at a logging step (codebook usage...); may log images.
 ``checkpoint_state(engine)`` / ``load_checkpoint_state(state, engine)``
@@ -65,6 +71,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from ..utils.value_checks import check_values, has_queued_value_checks, queued_value_checks, run_value_checks
 from .checkpointing import TRAINER_STATE_FILE, CheckpointManager
 from .config import TrainingArguments
 from .state import (
@@ -119,6 +126,11 @@ SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR = {
     "loss.quantizer_weight": 1.0,                 # the quantizer terms unscaled
     "training.min_learning_rate": 0.0,            # schedules from transformers.get_scheduler, cosine down to 0
 }
+
+
+# The losses are read on the host at logging and checkpoint steps, and at the latest after this many
+# losses (micro-batches x optimizers) stay unread: one sync per 100 of them costs nothing measurable.
+MAX_UNREAD_LOSSES = 100
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -263,6 +275,7 @@ class TrainingEngine:
         self.start_step = 0
         self.last_checkpoint = None
         self.ema = None
+        self.unread_terms: list = []  # (step, term names, their values on the device) not yet read on the host
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -270,12 +283,21 @@ class TrainingEngine:
         self.resume()
         progress = tqdm(range(self.start_step, self.args.max_steps), initial=self.start_step, total=self.args.max_steps,
                         desc="train", disable=not self.accelerator.is_local_main_process)
-        for step in progress:
-            terms = self.step(step)
-            self.log(step, terms, progress)
-            self.checkpoint(step + 1)
+        # The models' value checks and the losses are read on the host at logging and checkpoint
+        # steps only, together (one device sync), so a step in between never waits for the device.
+        with queued_value_checks():
+            for step in progress:
+                self.train_step(step, progress)
+            self._read_losses()
         progress.close()
         return self.finish()
+
+    def train_step(self, step: int, progress) -> None:
+        terms = self.step(step)
+        self.log(step, terms, progress)
+        if len(self.unread_terms) >= MAX_UNREAD_LOSSES:  # a large log_every still finds a NaN loss soon
+            self._read_losses()
+        self.checkpoint(step + 1)
 
     # -- build ------------------------------------------------------------------------------
     def build(self) -> None:
@@ -467,7 +489,7 @@ class TrainingEngine:
                         item = next(losses, None)
                     if item is None:
                         break
-                    self._check_finite(item.terms, step)
+                    self._queue_terms(item.terms, step)
                     terms.update(item.terms)
                     spec = self.optimizers[item.optimizer]
                     accelerator.backward(item.loss)
@@ -482,20 +504,55 @@ class TrainingEngine:
             self.ema.step(self.objective.model().parameters())
         return terms
 
-    def _check_finite(self, terms: dict, step: int) -> None:
-        values = [value.detach().float().reshape(()) for value in terms.values() if isinstance(value, torch.Tensor)]
-        # One device sync for all terms (and one all-reduce: every process must stop together,
-        # or the others would wait forever in the next collective).
-        bad = (~torch.isfinite(torch.stack(values))).any().float() if values else torch.zeros((), device=self.device)
+    def _queue_terms(self, terms: dict, step: int) -> None:
+        """Keep the terms of a loss, on the device, for the next read (:meth:`_read_losses`)."""
+        names = list(terms)
+        if names:
+            values = torch.stack([torch.as_tensor(terms[name], device=self.device).detach().float().reshape(())
+                                  for name in names])
+            self.unread_terms.append((step, names, values))
+
+    def _read_losses(self, logged_terms: dict | None = None) -> dict:
+        """Read on the host, with one device sync: the models' queued value checks, every loss term since
+        the last read (a non-finite one stops the run) and ``logged_terms``; returns the logged values.
+
+        A non-finite loss is therefore found at the next logging or checkpoint step (``training.log_every``,
+        ``training.checkpoint_every``), not at its own step: the error names the step where it first
+        appeared, and a checkpoint is never written after it.
+        """
+        unread, self.unread_terms = self.unread_terms, []
+        logged_names = list(logged_terms or {})
+        if not unread and not logged_names and not has_queued_value_checks():
+            return {}
+        values = torch.cat([entry[2] for entry in unread]) if unread else torch.zeros(0, device=self.device)
+        # Every process must stop together (the others would wait forever in the next collective):
+        # the flags of every term are summed over processes.
+        flags = (~torch.isfinite(values)).float()
         if self.accelerator.num_processes > 1:
-            bad = self.accelerator.reduce(bad.to(self.device), reduction="sum")
-        if bad.item() > 0:
-            values = {name: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-                      for name, value in terms.items()}
-            detail = ", ".join(f"{name}={value}" for name, value in values.items()
-                               if not math.isfinite(value)) or "on another process"
-            raise NonFiniteLossError(f"Non-finite loss at step {step}: {detail}. Stopping; {self._last_good()}. "
-                                     + _NAN_ADVICE)
+            flags = self.accelerator.reduce(flags, reduction="sum")
+        logged = (torch.stack([torch.as_tensor(logged_terms[name], device=self.device).detach().float().reshape(())
+                               for name in logged_names]) if logged_names else values.new_zeros(0))
+        result = {}
+
+        def read(numbers: list) -> None:
+            count = len(values)
+            self._raise_if_non_finite(unread, numbers[:count], numbers[count : 2 * count])
+            result.update(zip(logged_names, numbers[2 * count :]))
+
+        check_values(torch.cat([flags, values, logged]), read)
+        run_value_checks()
+        return result
+
+    def _raise_if_non_finite(self, unread: list, flags: list, values: list) -> None:
+        start = 0
+        for step, names, _values in unread:
+            end = start + len(names)
+            if any(flags[start:end]):
+                detail = ", ".join(f"{name}={value}" for name, value in zip(names, values[start:end])
+                                   if not math.isfinite(value)) or "on another process"
+                raise NonFiniteLossError(f"Non-finite loss at step {step}: {detail}. Stopping; {self._last_good()}. "
+                                         + _NAN_ADVICE)
+            start = end
 
     def _last_good(self) -> str:
         if self.last_checkpoint:
@@ -507,9 +564,9 @@ class TrainingEngine:
         args = self.args
         if not (step % args.log_every == 0 or step == args.max_steps - 1):
             return
-        # The terms of the step's last micro-batch (what a resumed run must reproduce exactly).
-        values = {name: float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-                  for name, value in terms.items()}
+        # The terms of the step's last micro-batch (what a resumed run must reproduce exactly), read
+        # with every check queued since the last logging step.
+        values = self._read_losses(terms)
         self.history.append({"step": step, "loss": values.get(self.objective.loss_name), **values})
         logs = {f"train/{name}": value for name, value in values.items()}
         for spec in self.optimizers.values():
@@ -523,6 +580,7 @@ class TrainingEngine:
     def checkpoint(self, completed: int) -> None:
         args = self.args
         if args.checkpoint_every and completed % args.checkpoint_every == 0:
+            self._read_losses()  # a non-finite loss since the last read stops the run before the checkpoint
             self._check_finite_weights(completed)
             self.last_checkpoint = self.checkpoints.save(completed, lambda directory: self._write(directory, completed))
         if args.debug_kill_at_step is not None and completed == args.debug_kill_at_step:
@@ -530,9 +588,11 @@ class TrainingEngine:
 
     def _check_finite_weights(self, completed: int) -> None:
         """A checkpoint is only written from finite weights: the last good one must resume."""
-        bad = [f"{module_name}.{name}" for module_name, module in self.objective.state_modules().items()
-               for name, tensor in module.state_dict().items()
-               if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        named = [(f"{module_name}.{name}", tensor) for module_name, module in self.objective.state_modules().items()
+                 for name, tensor in module.state_dict().items() if tensor.is_floating_point()]
+        # One host read for all the tensors (on the device they live on: the model's).
+        finite = torch.stack([torch.isfinite(tensor).all().to(self.device) for _, tensor in named]).tolist() if named else []
+        bad = [name for (name, _), ok in zip(named, finite) if not ok]
         flag = torch.tensor(float(bool(bad)), device=self.device)
         if self.accelerator.num_processes > 1:
             flag = self.accelerator.reduce(flag, reduction="sum")

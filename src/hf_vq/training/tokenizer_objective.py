@@ -193,7 +193,8 @@ class TokenizerObjective(Objective):
     def step_losses(self, batch, step: int):
         cfg = self.cfg
         pixel_values = batch["pixel_values"]
-        self.num_unreadable += int(batch["num_unreadable"])
+        # Summed on the device: read at logging and checkpoint steps only (no host sync per step).
+        self.num_unreadable = self.num_unreadable + batch["num_unreadable"]
         output = self.model_module(pixel_values)
         reconstruction = output.reconstruction
         terms = {"reconstruction": output.reconstruction_loss}
@@ -223,7 +224,7 @@ class TokenizerObjective(Objective):
             terms["adversarial_weight"] = weight
             total = total + weight * g_loss
         terms["total"] = total
-        self.usage.update(output.indices)
+        self.usage.update(output.indices, check_range=False)  # the model's own quantizer made them
         yield StepLoss("model", total, terms)
 
         if self.gan_active(step):
@@ -239,7 +240,7 @@ class TokenizerObjective(Objective):
 
     # -- log --------------------------------------------------------------------------------
     def _unreadable_total(self, engine) -> int:
-        count = torch.tensor(self.num_unreadable, device=engine.device)
+        count = torch.as_tensor(self.num_unreadable, device=engine.device)
         return int(engine.accelerator.reduce(count, reduction="sum"))
 
     def log_values(self, engine, step: int) -> dict:

@@ -9,6 +9,7 @@ Generation keeps keys and values in a preallocated :class:`LlamaGenKVCache` (Lla
 cache); the sampling loop lives in ``hf_vq.generation``.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ...utils.value_checks import batched_value_checks, check_values, within_queued_range
 from ..loading import StrictLoadingMixin
 from .configuration_llamagen_gpt import LlamaGenGPTConfig
 
@@ -199,12 +201,33 @@ def check_input_ids(input_ids, vocab_size: int) -> None:
         raise ValueError(f"input_ids must have shape (batch, num_tokens); got {tuple(input_ids.shape)}.")
     # the values are read on the host: eagerly only (under torch.compile a graph break and a sync per step)
     if input_ids.numel() and not torch.compiler.is_compiling():
-        low, high = torch.stack(torch.aminmax(input_ids)).tolist()
-        if low < 0 or high >= vocab_size:
-            raise ValueError(
-                f"input_ids must be codes in [0, {vocab_size}) (vocab_size = the tokenizer's codebook_size); got values in "
-                f"[{low}, {high}]. Were the tokens made by another tokenizer?"
-            )
+        check_values(torch.stack(torch.aminmax(input_ids)), functools.partial(_raise_for_input_id_range, vocab_size))
+
+
+def _raise_for_input_id_range(vocab_size: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"input_ids must be codes in [0, {vocab_size}) (vocab_size = the tokenizer's codebook_size); got values in "
+            f"[{low}, {high}]. Were the tokens made by another tokenizer?"
+        )
+
+
+def _raise_for_label_range(vocab_size: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"labels must be codes in [0, {vocab_size}) or {IGNORE_INDEX} (ignored); got values in [{low}, {high}]."
+        )
+
+
+def _raise_for_class_label_range(num_classes: int, values: list) -> None:
+    low, high = (int(value) for value in values)
+    if low < 0 or high > num_classes:
+        raise ValueError(
+            f"class_labels must be in [0, {num_classes}] ({num_classes} is the null class); "
+            f"got values in [{low}, {high}]."
+        )
 
 class LlamaGenGPTPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: LlamaGenGPTConfig
@@ -278,18 +301,16 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
         if class_labels.ndim != 1 or class_labels.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"class_labels must be a 1D integer tensor (batch,); got {class_labels.dtype} {tuple(class_labels.shape)}.")
         # the values are read on the host: eagerly only (under torch.compile a graph break and a sync per step)
-        low, high = (0, 0) if torch.compiler.is_compiling() else torch.stack(torch.aminmax(class_labels)).tolist()
-        if low < 0 or high > self.config.num_classes:
-            raise ValueError(
-                f"class_labels must be in [0, {self.config.num_classes}] ({self.config.num_classes} is the null class); "
-                f"got values in [{low}, {high}]."
-            )
+        if not torch.compiler.is_compiling():
+            check_values(torch.stack(torch.aminmax(class_labels)),
+                         functools.partial(_raise_for_class_label_range, self.config.num_classes))
         if self.training and self.config.class_dropout_prob > 0:
             # Classifier-free guidance training: some labels become the null class.
             dropped = torch.rand(class_labels.shape[0], device=class_labels.device) < self.config.class_dropout_prob
             class_labels = torch.where(dropped, self.config.null_class_id, class_labels)
-        return self.class_embedding(class_labels)[:, None, :]
+        return self.class_embedding(within_queued_range(class_labels, self.config.num_classes + 1))[:, None, :]
 
+    @batched_value_checks
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -317,7 +338,7 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
             pieces.append(self.embed_class_labels(class_labels))
         if input_ids is not None:
             check_input_ids(input_ids, self.config.vocab_size)
-            pieces.append(self.token_embedding(input_ids))
+            pieces.append(self.token_embedding(within_queued_range(input_ids, self.config.vocab_size)))
         hidden = self.token_dropout(torch.cat(pieces, dim=1))
         end = start + hidden.shape[1]
         if end > self.max_sequence_length:
@@ -341,7 +362,16 @@ class LlamaGenGPTModel(LlamaGenGPTPreTrainedModel):
                     f"got {tuple(labels.shape)}."
                 )
             used = logits[:, : labels.shape[1]]
-            loss = F.cross_entropy(used.reshape(-1, used.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+            targets = labels
+            if labels.numel() and not torch.compiler.is_compiling():
+                # Checked with the inputs (one host read): an out-of-range target would be an IndexError on a CPU
+                # and a device-side assert on a GPU inside cross_entropy; while the check is queued the loss
+                # uses clamped targets, and the call raises the check's error before returning it.
+                real = labels != IGNORE_INDEX
+                check_values(torch.stack(torch.aminmax(torch.where(real, labels, 0))),
+                             functools.partial(_raise_for_label_range, self.config.vocab_size))
+                targets = torch.where(real, within_queued_range(labels, self.config.vocab_size), labels)
+            loss = F.cross_entropy(used.reshape(-1, used.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         output = LlamaGenGPTOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()
 
