@@ -23,6 +23,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ..quantizers import Quantizer
+from ..quantizers.base import raise_for_index_range
 from ..utils.value_checks import batched_value_checks, check_values
 from .configuration_base import VQTokenizerConfig
 from .loading import StrictLoadingMixin
@@ -162,13 +163,8 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
     if indices.numel() and not torch.compiler.is_compiling():  # values: eager only (see check_pixel_values)
-        check_values(torch.stack(torch.aminmax(indices)), functools.partial(_raise_for_index_range, codebook_size))
+        check_values(torch.stack(torch.aminmax(indices)), functools.partial(raise_for_index_range, "indices", codebook_size))
 
-
-def _raise_for_index_range(codebook_size: int, values: list) -> None:
-    low, high = (int(value) for value in values)
-    if low < 0 or high >= codebook_size:
-        raise ValueError(f"indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
 def reject_unknown_arguments(model_name: str, kwargs: dict, accepted) -> None:

@@ -37,10 +37,11 @@ def _raise_for_non_finite_input(name: str, values: list) -> None:
         )
 
 
-def _raise_for_index_range(name: str, codebook_size: int, values: list) -> None:
+def raise_for_index_range(what: str, codebook_size: int, values: list) -> None:
+    """Raise if the read [min, max] of ``what`` (e.g. "indices") leaves [0, codebook_size)."""
     low, high = (int(value) for value in values)
     if low < 0 or high >= codebook_size:
-        raise ValueError(f"{name} indices must be in [0, {codebook_size}); got values in [{low}, {high}].")
+        raise ValueError(f"{what} must be in [0, {codebook_size}); got values in [{low}, {high}].")
 
 
 def mixed_radix_indices(digits: torch.Tensor, basis: list) -> torch.Tensor:
@@ -117,7 +118,7 @@ class Quantizer(nn.Module, ABC):
         # the values are read on the host: eagerly only (under torch.compile a graph break and a sync)
         if indices.numel() and not torch.compiler.is_compiling():
             check_values(torch.stack(torch.aminmax(indices.long())),
-                         functools.partial(_raise_for_index_range, name, self.codebook_size))
+                         functools.partial(raise_for_index_range, f"{name} indices", self.codebook_size))
             # Read now (with the calling model's queued checks): the caller looks the indices up next.
             run_value_checks()
 
