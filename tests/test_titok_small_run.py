@@ -77,6 +77,28 @@ def test_amplified_detail_keeps_the_mean_and_scales_the_rest():
     assert small_run.amplified_detail(torch.ones(1, 3, 4, 4) * 0.9 + torch.eye(4), gain=10).max() == 1  # clamped
 
 
+def test_trivial_baselines_against_skimage():
+    """The no-tokenizer rows, rebuilt with numpy and scored with scikit-image's PSNR on [0, 1] images."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    photos = photo_crops().float()
+    baselines = small_run.trivial_baselines(photos, 16)
+    unit = (photos.numpy() + 1) / 2
+    cells = unit.reshape(4, 3, 4, 16, 4, 16).mean(axis=(3, 5), keepdims=True)
+    references = {
+        "mean image of all crops": np.broadcast_to(unit.mean(axis=0, keepdims=True), unit.shape),
+        "each crop's mean colour": np.broadcast_to(unit.mean(axis=(2, 3), keepdims=True), unit.shape),
+        "each crop's 16 px cell means": np.broadcast_to(cells, (4, 3, 4, 16, 4, 16)).reshape(unit.shape),
+    }
+    assert set(baselines) == set(references)
+    for name, images in references.items():
+        expected = np.mean([peak_signal_noise_ratio(o, r, data_range=1) for o, r in zip(unit, images)])
+        assert baselines[name]["psnr"] == pytest.approx(expected, abs=1e-3), name
+    # Finer detail kept -> higher PSNR (a sanity order that every photograph satisfies).
+    order = [baselines[name]["psnr"] for name in references]
+    assert order == sorted(order)
+
+
 def test_token_diversity_hand_case():
     indices = torch.tensor([[1, 1, 2, 3], [1, 5, 6, 7]])
     diversity = small_run.token_diversity(indices)
@@ -104,3 +126,4 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
     # 5 rows (held-out crops, benchmark setting, ours, both with amplified detail) of 8 images of 64 px.
     assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 5 * 65 + 1)
     assert "benchmark page" in (tmp_path / "titok_small_run.md").read_text()
+    assert "each crop's mean colour" in report["baselines"] and "no tokenizer" in (tmp_path / "titok_small_run.md").read_text()
