@@ -4,7 +4,7 @@ What it computes: for each row of ``left`` (N, D), the first index of the minimu
 one pass that never stores more than one group of 64 codes x 16 rows of scores (4 KiB). See the C file for the
 blocking. Why a C kernel: the tiled PyTorch path (``nearest.py``) runs its skinny matmul (inner dimension
 ``d + 1``) at about 55% of the square-matmul FLOP/s and then reads every score again for the minimum (2.7-3.3x the
-FLOP floor at dim 8); fused, the scores are reduced while still in registers (about 1.0-1.1x the floor measured on
+FLOP floor at dim 8); fused, the scores are reduced while still in registers (about 1.0-1.2x the floor measured on
 the 2-core EPYC benchmark machine, dim 8, one thread).
 
 How it is built: the system C compiler (``$CC``, else ``cc``, else ``gcc``) with ``COMPILE_FLAGS``, into

@@ -28,14 +28,16 @@ BLAS ran such a skinny product at 50-60% of the FLOP/s of a large square matmul,
 adds most of the rest: the whole search measured 2.7-3.3x the floor (the previous vectors x
 codes tiles with a per-tile index search: 4.0-4.8x). ``benchmarks/run_all.py`` measures both.
 
-An opt-in fused CPU kernel closes that gap: ``set_cpu_search_kernel("fused")`` (or ``HF_VQ_CPU_SEARCH=fused`` in
-the environment) compiles ``kernels/nearest_code.c`` with the system C compiler on first use (see
-``fused_search.py``) and reduces the scores while they are still in registers: about 1.0-1.1x the floor on the
-same machine. It is not the default because it needs a C compiler at run time; "tiled" (the default) needs
-nothing. Where it applies: CPU tensors of float32 or float64 with an inner dimension (``d + 1`` for
-``nearest_code``, ``d`` for ``max_inner_product``) of at most ``FUSED_MAX_DIM`` (1,025: the largest measured; it was never slower
-than the tiled path up to there); otherwise the tiled path runs, as it does for other devices and dtypes. Asking for "fused" where no
-compiler works raises ``KernelBuildError`` (never a quiet switch back to "tiled").
+An opt-in fused CPU kernel closes that gap: ``set_cpu_search_kernel("fused")`` (or ``HF_VQ_CPU_SEARCH=fused``
+in the environment) compiles ``kernels/nearest_code.c`` with the system C compiler on first use (see
+``fused_search.py``) and reduces the scores while they are still in registers: about 1.0-1.2x the floor on the
+same machine, same first-index rule, and no temporaries beyond packed copies of the inputs and 4 KiB of scores
+per thread (``max_elements`` is not needed). It is not the default because it needs a C compiler at run time;
+"tiled" (the default) needs nothing. Where it applies: CPU tensors of float32 or float64 with an inner dimension
+(``d + 1`` for ``nearest_code``, ``d`` for ``max_inner_product``) of at most ``FUSED_MAX_DIM`` (1,025, the
+largest measured: it was never slower than the tiled path up to there); other calls run the tiled path, as do
+other devices and dtypes. Asking for "fused" where no compiler works raises ``KernelBuildError``, never a quiet
+switch back to "tiled".
 """
 
 import os
@@ -59,8 +61,8 @@ CPU_SEARCH_KERNELS = ("tiled", "fused")
 CPU_SEARCH_ENVIRONMENT_VARIABLE = "HF_VQ_CPU_SEARCH"
 # The fused kernel's largest inner dimension: the largest measured. Against the tiled path (benchmarks/
 # search_kernels.py --every-dim, interleaved, one thread, d = 8 ... 1024 at 16,384 or 2,048 vectors x 16,384 codes)
-# it was 2.4-2.7x faster at d = 8-16, 1.4-1.7x at 32-64 and 1.0-1.6x at 128-1024 (BLAS's product is near the
-# square-matmul rate there, the fused FMAs too): it never lost, but above d = 1024 it is unmeasured.
+# it was 2.4-2.7x faster at d = 8, 1.9-2.4x at 16, 1.4-1.7x at 32-64 and 1.2-1.7x at 128-1024 (BLAS's product
+# runs near the square-matmul rate there, and so do the fused FMAs): it never lost; above d = 1024 it is unmeasured.
 FUSED_MAX_DIM = 1025
 _cpu_search_kernel = None  # None: not set in this process; the environment variable, else "tiled"
 
