@@ -1,6 +1,8 @@
 """The examples and the quantizer benchmark in their quick forms: they run, and their output means something."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,14 +93,16 @@ def test_quantizer_benchmark_quick_measures_every_peer(tmp_path, monkeypatch):
     results = json.loads(output.read_text())
     rows = results["rows"]
     measured = {(row["impl"], row["mode"]) for row in rows if "seconds" in row}
-    impls = ("hf_vq", "hf_vq_fused", "cdist", "vqp")
+    has_compiler = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")  # CI has gcc
+    impls = ("hf_vq", "hf_vq_fused", "cdist", "vqp") if has_compiler else ("hf_vq", "cdist", "vqp")
     assert measured == {(impl, mode) for impl in impls for mode in ("forward", "forward+backward")}, [
         row.get("error") for row in rows
     ]
-    assert all(np.isfinite(row["seconds"]) and row["seconds"] > 0 for row in rows)
+    assert all(np.isfinite(row["seconds"]) and row["seconds"] > 0 for row in rows if row["impl"] in impls)
     # all four find the same nearest codes on the same data
     by_case = {(row["impl"], row["mode"]): row["indices"] for row in rows}
     for mode in ("forward", "forward+backward"):
-        assert by_case[("hf_vq", mode)] == by_case[("hf_vq_fused", mode)] == by_case[("cdist", mode)] == by_case[("vqp", mode)]
+        assert by_case[("hf_vq", mode)] == by_case[("cdist", mode)] == by_case[("vqp", mode)]
+        assert not has_compiler or by_case[("hf_vq_fused", mode)] == by_case[("hf_vq", mode)]
     assert results["index_mismatches_vs_cdist"] == {"4096x1024": 0}
     assert "| 4096 x 1024 | forward+backward |" in done.stdout and "failed" not in done.stdout

@@ -19,6 +19,10 @@ from hf_vq.quantizers import nearest as nearest_module
 @pytest.fixture(scope="session")
 def kernel_cache(tmp_path_factory):
     """A temporary cache holding the session's one compile (the loaded library stays loaded in this process)."""
+    try:
+        fused_search._compiler()
+    except fused_search.KernelBuildError:  # CI and the benchmark machine have gcc; this says why where not
+        pytest.skip("no C compiler on this machine ($CC, cc, gcc): the fused kernel cannot be built")
     cache = str(tmp_path_factory.mktemp("hf_vq_cache"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_VQ_CACHE", cache)

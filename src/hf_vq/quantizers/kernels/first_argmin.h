@@ -26,7 +26,7 @@ static inline vector CONCAT(lane_min_, REAL)(vector a, vector b)
 static void CONCAT(scan_codes_, REAL)(const REAL *rows, const REAL *codes, int64_t first, int64_t end,
                                       int64_t dim, REAL *best, int64_t *best_index)
 {
-    REAL scores[GROUP][ROWS] __attribute__((aligned(VECTOR_BYTES))); /* one group's scores: 4 KiB */
+    REAL scores[GROUP][ROWS] __attribute__((aligned(VECTOR_BYTES))); /* one group's scores: 4 KiB of float32 */
     for (int64_t group = first; group < end; group += GROUP) {
         const int64_t count = end - group < GROUP ? end - group : GROUP; /* a multiple of CODES */
         vector group_min[VECTORS];
