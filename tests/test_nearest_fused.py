@@ -10,7 +10,7 @@ import platform
 import numpy as np
 import pytest
 import torch
-from test_nearest_tiled import assert_nearest_up_to_ties, float64_distances
+from test_nearest_tiled import assert_hand_checkable_ties_pick_the_first_code, assert_nearest_up_to_ties, float64_distances
 
 from hf_vq.quantizers import fused_search, max_inner_product, nearest_code
 from hf_vq.quantizers import nearest as nearest_module
@@ -51,15 +51,7 @@ def integer_case(num_vectors, num_codes, dim, seed):
 
 
 def test_hand_checkable_ties_pick_the_first_code(fused):
-    # Codes 0, 1, ..., 299 on a line: the vector k + 0.5 is exactly as far from k as from k + 1, so the answer is k;
-    # code 7 repeated at 290 (another 64-code group): 7.1 gives 7.
-    codebook = torch.arange(300, dtype=torch.float32)[:, None].clone()
-    codebook[290] = 7.0
-    ks = torch.tensor([0, 3, 63, 64, 127, 128, 149, 150, 200, 288])
-    vectors = torch.cat([ks + 0.5, ks + 0.25, torch.tensor([7.1, -5.0, 1000.0])])[:, None]
-    expected = torch.cat([ks, ks, torch.tensor([7, 0, 299])])
-    assert torch.equal(nearest_code(vectors, codebook), expected)
-    assert max_inner_product(torch.tensor([[1.0], [-1.0]]), codebook).tolist() == [299, 0]
+    assert_hand_checkable_ties_pick_the_first_code()  # nearest_code and max_inner_product on a line of codes
     assert len(fused) == 2
 
 
