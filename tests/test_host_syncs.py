@@ -83,6 +83,13 @@ def tokenizer(name):
                                                             num_res_blocks=1, z_channels=32, codebook_size=64))
     if name == "vqgan":
         return hf_vq.VQGANModel(tiny_vqgan_config(image_size=16, attn_resolutions=[16]))
+    if name == "vqgan_lc":  # the projected codebook: searched and looked up through the trained projector
+        return hf_vq.VQGANLCModel(hf_vq.VQGANLCConfig(image_size=16, base_channels=32, channel_multipliers=[1, 2],
+                                                      z_channels=32, attn_resolutions=[8], codebook_size=64,
+                                                      codebook_feature_dim=12, codebook_dim=4))
+    if name == "cvq_vae":  # dead-code anchors (from a pool: more features per batch than codes, never read)
+        return hf_vq.CVQVAEModel(hf_vq.CVQVAEConfig(image_size=16, hidden_dim=16, codebook_size=16, codebook_dim=8,
+                                                    anchor="random"))
     return hf_vq.TiTokModel(hf_vq.TiTokConfig(**TINY_TITOK))
 
 
@@ -94,7 +101,7 @@ def tiny_gpt(vocab_size=32, num_classes=10):
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("name", ["llamagen_vq", "vqgan", "titok"])
+@pytest.mark.parametrize("name", ["llamagen_vq", "vqgan", "titok", "vqgan_lc", "cvq_vae"])
 def test_a_tokenizer_call_reads_the_device_at_most_once(name, training):
     model = tokenizer(name).train(training)
     size = model.config.image_size
