@@ -28,7 +28,7 @@ callers skip their value checks altogether (a host read is a graph break).
 State that a call updates from its input (a quantizer's codebook, its EMA statistics) must not take
 a bad input in, yet reading the checks before the update would cost a second host read per call.
 A check may therefore state on the device whether it passes (``passes``, a bool scalar that is
-False exactly when ``raise_if_bad`` would raise); :func:`queued_checks_passed` is the AND of the
+False only when ``raise_if_bad`` would raise); :func:`queued_checks_passed` is the AND of the
 queued checks' flags, and such updates are written as ``torch.where(passed, new, old)``: a bad
 input leaves the state as it was, and its error is raised at the read. Should a queued check not
 state it, :func:`queued_checks_passed` reads the queue at once instead (one host read, as before).
@@ -60,9 +60,10 @@ def check_values(stats: torch.Tensor, raise_if_bad: Callable[[list], None], pass
     the values as Python floats and raises the error of a bad value (or records them: the training
     engine reads its logged losses in the same host read).
 
-    ``passes``: optional bool scalar on the device, False exactly when ``raise_if_bad`` would raise
-    (see :func:`queued_checks_passed`). It may say True for a value that raises (the error is still
-    raised at the read), never False for one that does not: an update it skipped would go unreported.
+    ``passes``: optional bool scalar on the device, False only when ``raise_if_bad`` would raise (see
+    :func:`queued_checks_passed`). True for a value that raises is harmless (the update goes through,
+    the error is still raised at the read); False for one that does not would skip an update unreported
+    (``set_codes`` raises then too, as a bug).
     """
     pending = _pending()
     if pending is None:
