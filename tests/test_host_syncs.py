@@ -442,3 +442,19 @@ def test_online_clustering_steps_between_logging_steps_never_read_the_device(tmp
     counts = {step: syncs.count for step, syncs in engine.syncs.items()}
     assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
     assert max(counts[0], counts[3]) <= 3, counts
+
+
+def test_offline_kmeans_reads_once_per_lloyd_iteration_and_twice_per_kmeans_plus_plus_centre():
+    # (build-codebook, Cluster's init_codebook_from_kmeans.) A Lloyd iteration reads its inertia (convergence,
+    # history), no longer its counts (bincount); a k-means++ centre reads the total and the probabilities (its
+    # draw is on the seeded CPU generator), no longer the best candidate. Plus a few reads per fit (the points'
+    # fingerprint and finiteness, the final inertia).
+    from hf_vq.quantizers.clustering import KMeans
+
+    points, iters, k = torch.randn(600, 4, generator=torch.Generator().manual_seed(0)), 5, 16
+    with count_host_syncs() as syncs:
+        KMeans(k, max_iters=iters, tol=0, init="random").fit(points)
+    assert syncs.count <= iters + 5, syncs.report()
+    with count_host_syncs() as syncs:
+        KMeans(k, max_iters=iters, tol=0, init="k-means++").fit(points)
+    assert syncs.count <= 2 * (k - 1) + iters + 6, syncs.report()
