@@ -458,3 +458,21 @@ def test_offline_kmeans_reads_once_per_lloyd_iteration_and_twice_per_kmeans_plus
     with count_host_syncs() as syncs:
         KMeans(k, max_iters=iters, tol=0, init="k-means++").fit(points)
     assert syncs.count <= 2 * (k - 1) + iters + 6, syncs.report()
+
+
+def test_indices_of_a_bad_input_are_never_looked_up_out_of_range_before_its_check_is_read():
+    # FSQ rounds NaN latents to indices far outside the codebook. While the input's check is queued, the batch
+    # perplexity and the training objectives' usage counts count them clamped: an out-of-range index_add_ is an
+    # IndexError on a CPU and a device-side assert (a dead CUDA context) on a GPU, before the clear error.
+    from hf_vq.quantizers import FSQ, CodebookUsage
+
+    torch.manual_seed(0)
+    model = hf_vq.FSQVAEModel(hf_vq.FSQVAEConfig(image_size=8, hidden_dim=8, num_res_blocks=1)).train()
+    usage = CodebookUsage(model.config.codebook_size)
+    with pytest.raises(ValueError, match="pixel_values contain NaN") as error:
+        with queued_value_checks():  # the engine's steps: the objective counts the codes before the read
+            usage.update(model(torch.full((1, 3, 8, 8), float("nan"))).indices, check_range=False)
+    assert error.value.__context__ is None, repr(error.value.__context__)
+    with pytest.raises(ValueError, match="FSQ input contains NaN") as error:
+        FSQ([8, 5, 5])(torch.full((3, 3), float("nan")))
+    assert error.value.__context__ is None, repr(error.value.__context__)
