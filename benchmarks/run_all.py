@@ -12,7 +12,9 @@ What runs (``--quick``: the same code at small sizes, one process, a smoke test)
 * the machine's limit: float32 FLOP/s of a large square matmul;
 * the nearest-code search: hf_vq's tiled ``nearest_code`` (through ``VectorQuantizer``) vs
   ``torch.cdist`` + argmin and vector-quantize-pytorch's ``VectorQuantize``, forward and
-  forward+backward, 16,384 and 100,000 codes, and the floor ``2 N K (d+1)`` FLOPs / matmul FLOP/s;
+  forward+backward, 16,384 and 100,000 codes, and the floor ``2 N K (d+1)`` FLOPs / matmul FLOP/s; the opt-in
+  fused C kernel ("hf_vq fused (opt-in)") timed interleaved with the tiled search and the matmul in one process
+  (``search_kernels.py``; without a C compiler its row says so);
 * the other quantizers (FSQ, LFQ, SimVQ vs vector-quantize-pytorch; IBQ and the VQGAN-LC
   projected-codebook search on their own);
 * tokenizers: encode and decode images/s of LlamaGen VQ-16, taming VQGAN f16-16384 and
@@ -119,8 +121,9 @@ def case_search(p):
     z, codebook = torch.randn(n, d, generator=generator), torch.randn(k, d, generator=generator)
     x = z.clone().requires_grad_(backward)
     if impl == "hf_vq":
-        from hf_vq.quantizers import VectorQuantizer
+        from hf_vq.quantizers import VectorQuantizer, nearest
 
+        nearest.set_cpu_search_kernel("tiled")  # the default, whatever $HF_VQ_CPU_SEARCH says
         vq = VectorQuantizer(d, k, codebook_init="normal").train(backward)
         with torch.no_grad():
             vq.codebook.copy_(codebook)
@@ -196,6 +199,19 @@ def case_search_matmul(p):
                 torch.mm(part, block, out=tile[: part.shape[0], : block.shape[1]])
 
     return step, {"flops": 2 * n * k * (d + 1)}
+
+
+def case_search_kernels(p):
+    """hf_vq's tiled (default) and fused (opt-in) CPU searches and the square matmul, timed interleaved in one
+    process (``search_kernels.py``, best of ``runs``): both x-floor figures from the same runs. One call; its
+    figures are in ``interleaved``."""
+    sys.path.insert(0, str(HERE))
+    from search_kernels import time_interleaved
+
+    def step():
+        step.parts = {"interleaved": time_interleaved(p["n"], p["k"], p["d"], p["runs"], p["matmul_size"])}
+
+    return step, {"warmup": 0}
 
 
 def case_quantizer(p):
@@ -633,6 +649,46 @@ def versus(peer_name: str, peer: dict, ours: dict) -> str:
     return f"{peer_name} takes {ratio(peer, ours)} our time"
 
 
+def search_kernel_section(run, sizes, d: int, quick: bool):
+    """RESULTS.md's table of the tiled (default) and fused (opt-in) searches timed interleaved in one process, and the
+    summary row of the fused search for each size (``{(n, k): row}``, placed beside the default search's row)."""
+    lines = [f"### hf_vq's CPU searches, interleaved in one process (dim {d})", "",
+             "The default tiled search and the opt-in fused C kernel (`hf_vq.quantizers.nearest."
+             "set_cpu_search_kernel(\"fused\")`, compiled on first use with the system C compiler), timed "
+             "back to back with the square matmul in one process; best of the runs (after one warm-up), so the "
+             "x-floor figures of both come from the same seconds. Floor: 2 N K (d+1) FLOPs at that matmul rate.",
+             "", "| search | vectors x codes | best s | x floor | tiled / fused | matmul GFLOP/s | floor s | runs "
+             "| load before / after | indices differing from tiled |", "|---|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for n, k in sizes:
+        kernels = run("search_kernels", {"n": n, "k": k, "d": d, "runs": 2 if quick else 7,
+                                         "matmul_size": 1024 if quick else 2048}, n=1)
+        if "error" in kernels:
+            lines.append(f"| hf_vq tiled (default) | {n:,} x {k:,} | {kernels['error']} | - | - | - | - | - | - | - |")
+            summary[n, k] = f"| Nearest-code search, {n:,} x {k:,} codes x dim {d}, forward, hf_vq fused (opt-in) | " \
+                            f"{kernels['error']} |"
+            continue
+        got = kernels["interleaved"]
+        tiled, fused = got["tiled"], got["fused"]
+        shared = (f"{got['matmul_flops_per_second'] / 1e9:.1f} | {got['floor']:.3g} s | {got['runs']} | "
+                  f"{got['load_before'][0]:.2f} / {got['load_after'][0]:.2f}")
+        lines.append(f"| hf_vq tiled (default) | {n:,} x {k:,} | {tiled['seconds']:.3g} s | "
+                     f"{tiled['over_floor']:.2f}x | 1.00x | {shared} | 0 |")
+        if "error" in fused:
+            lines.append(f"| hf_vq fused (opt-in) | {n:,} x {k:,} | not measured: {fused['error']} | - | - | "
+                         f"{shared} | - |")
+            result = f"not measured: {fused['error']}"
+        else:
+            lines.append(f"| hf_vq fused (opt-in) | {n:,} x {k:,} | {fused['seconds']:.3g} s | "
+                         f"{fused['over_floor']:.2f}x | {tiled['seconds'] / fused['seconds']:.2f}x | {shared} | "
+                         f"{fused['indices_differ_from_tiled']} |")
+            result = (f"hf_vq fused {fused['seconds']:.3g} s (best of {got['runs']}, interleaved with the default); "
+                      f"{fused['over_floor']:.1f}x the matmul floor, the default tiled search "
+                      f"{tiled['over_floor']:.1f}x in the same runs")
+        summary[n, k] = f"| Nearest-code search, {n:,} x {k:,} codes x dim {d}, forward, hf_vq fused (opt-in) | {result} |"
+    return lines + [""], summary
+
+
 def machine_lines(quick: bool, load_before: tuple) -> list:
     import torch
 
@@ -733,6 +789,7 @@ def main(argv=None):
                   "| vectors x codes | mode | hf_vq | cdist | vqp | floor | hf_vq / floor | cdist / hf_vq | vqp / hf_vq "
                   "| peak MB hf_vq / cdist / vqp | hf_vq indices not nearest (float64) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
+        kernel_lines, fused_summary_rows = search_kernel_section(run, sizes, d, quick)
         skinny_lines = []
         for n, k in sizes:
             floor = 2 * n * k * (d + 1) / flops_per_second
@@ -758,7 +815,9 @@ def main(argv=None):
                         f"| Nearest-code search, {n:,} x {k:,} codes x dim 8, forward | hf_vq {fmt_seconds(ours)}; "
                         f"{over_floor} the matmul floor; {versus('cdist + argmin', got['cdist'], ours)}, "
                         f"{versus('vector-quantize-pytorch', got['vqp'], ours)} |")
+                    summary_rows.append(fused_summary_rows[n, k])
         lines += ["", *skinny_lines, ""] if skinny_lines else [""]
+        lines += kernel_lines
 
     # -- other quantizers ----------------------------------------------------------------------
     if sections is None or "quantizers" in sections:

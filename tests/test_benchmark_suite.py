@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_readme_block_follows_the_results_and_refuses_a_missing_block():
 
 def test_quick_run_writes_a_results_report(tmp_path):
     committed = hashlib.sha256((BENCHMARKS / "RESULTS.md").read_bytes()).hexdigest()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", HF_VQ_CACHE=str(tmp_path / "cache"))
     done = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--output-dir", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -125,6 +126,15 @@ def test_quick_run_writes_a_results_report(tmp_path):
     search_rows = [line for line in text.splitlines() if line.startswith("| 2,048 x") or line.startswith("| 1,024 x")]
     assert len(search_rows) == 4 and all(" s (" in row.split("|")[3] for row in search_rows)
     assert [row.split("|")[-2].strip() for row in search_rows if "| forward |" in row] == ["0", "0"]
+    # the opt-in fused search beside the default, timed interleaved (CI has gcc; without a compiler the rows say so)
+    fused_rows = [line for line in text.splitlines() if line.startswith("| hf_vq fused (opt-in) |")]
+    assert len(fused_rows) == 2
+    if shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc"):
+        assert all(row.split("|")[4].strip().endswith("x") for row in fused_rows)
+        assert all(row.split("|")[-2].strip() == "0" for row in fused_rows)  # the tiled search's indices
+        assert text.count("forward, hf_vq fused (opt-in) | hf_vq fused ") == 2  # its summary rows
+    else:
+        assert all("not measured: The fused CPU search kernel needs a C compiler" in row for row in fused_rows)
     assert (tmp_path / "results.png").stat().st_size > 1000
     load("readme_table").readme_block(text)  # the README block can be generated from it
     assert hashlib.sha256((BENCHMARKS / "RESULTS.md").read_bytes()).hexdigest() == committed
@@ -167,3 +177,18 @@ def test_gpu_report_marks_compiled_rows_that_ran_eager():
     line = next(line for line in text.splitlines() if line.startswith("| llamagen | 8 |"))
     assert line.endswith("| 20 (ran eager) / 20 |")
     assert "llamagen encode, batch 8, bf16, torch.compile (a side ran eager)" in gpu.summary({"compile": [row]})[2]
+
+
+def test_fused_search_rows_say_why_when_no_compiler_works(monkeypatch, tmp_path):
+    from hf_vq.quantizers import fused_search
+
+    monkeypatch.setattr(fused_search, "_loaded", {})
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    got = load("search_kernels").time_interleaved(40, 70, 8, runs=1, matmul_size=64)
+    assert "needs a C compiler" in got["fused"]["error"] and got["tiled"]["seconds"] > 0
+    lines, summary = load("run_all").search_kernel_section(lambda kind, params, n: {"interleaved": got}, [(40, 70)], 8,
+                                                           quick=True)
+    fused_row = next(line for line in lines if line.startswith("| hf_vq fused (opt-in) | 40 x 70 |"))
+    assert "not measured: The fused CPU search kernel needs a C compiler" in fused_row
+    assert "forward, hf_vq fused (opt-in) | not measured: The fused CPU search kernel needs a C" in summary[40, 70]

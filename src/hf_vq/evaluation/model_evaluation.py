@@ -16,7 +16,6 @@ that record too.
 
 import hashlib
 import json
-import os
 import re
 import sys
 import warnings
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..utils.cache import hf_vq_cache_dir
 from .benchmark import metrics_markdown
 from .fid import check_fid_protocol, load_fid_feature_extractor
 from .metrics import MissingWeightsError, load_lpips_network
@@ -32,10 +32,6 @@ from .reconstruction import (
     check_metric_names,
     evaluate_reconstruction,
 )
-
-
-def hf_vq_cache_dir() -> Path:
-    return Path(os.environ.get("HF_VQ_CACHE", Path.home() / ".cache" / "hf_vq")).expanduser()
 
 
 def default_fid_reference_path(data_description: str, source: dict | None = None) -> Path:

@@ -27,7 +27,20 @@ BLAS ran such a skinny product at 50-60% of the FLOP/s of a large square matmul,
 1.7-2.1x the ``2 N K (d + 1)`` FLOPs floor by itself, and the one ``amin`` pass over the scores
 adds most of the rest: the whole search measured 2.7-3.3x the floor (the previous vectors x
 codes tiles with a per-tile index search: 4.0-4.8x). ``benchmarks/run_all.py`` measures both.
+
+An opt-in fused CPU kernel closes that gap: ``set_cpu_search_kernel("fused")`` (or ``HF_VQ_CPU_SEARCH=fused``
+in the environment) compiles ``kernels/nearest_code.c`` with the system C compiler on first use (see
+``fused_search.py``) and reduces the scores while they are still in registers: about 1.0-1.2x the floor on the
+same machine, same first-index rule, and no temporaries beyond packed copies of the inputs and 4 KiB of scores
+per thread (``max_elements`` is not needed). It is not the default because it needs a C compiler at run time;
+"tiled" (the default) needs nothing. Where it applies: CPU tensors of float32 or float64 with an inner dimension
+(``d + 1`` for ``nearest_code``, ``d`` for ``max_inner_product``) of at most ``FUSED_MAX_DIM`` (1,025, the
+largest measured: it was never slower than the tiled path up to there); other calls run the tiled path, as do
+other devices and dtypes. Asking for "fused" where no compiler works raises ``KernelBuildError``, never a quiet
+switch back to "tiled".
 """
+
+import os
 
 import torch
 
@@ -43,6 +56,47 @@ TILE_ROWS = 256
 TILE_CODES = 2048
 # Codes per group of the reduction (a codebook smaller than this is one group).
 GROUP = 64
+
+CPU_SEARCH_KERNELS = ("tiled", "fused")
+CPU_SEARCH_ENVIRONMENT_VARIABLE = "HF_VQ_CPU_SEARCH"
+# The fused kernel's largest inner dimension: the largest measured. Against the tiled path (benchmarks/
+# search_kernels.py --every-dim, interleaved, one thread, d = 8 ... 1024 at 16,384 or 2,048 vectors x 16,384 codes)
+# it was 2.4-2.7x faster at d = 8, 1.9-2.4x at 16, 1.4-1.7x at 32-64 and 1.2-1.7x at 128-1024 (BLAS's product
+# runs near the square-matmul rate there, and so do the fused FMAs): it never lost; above d = 1024 it is unmeasured.
+FUSED_MAX_DIM = 1025
+_cpu_search_kernel = None  # None: not set in this process; the environment variable, else "tiled"
+
+
+def _checked_kernel_name(name, where: str) -> str:
+    if name not in CPU_SEARCH_KERNELS:
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, CPU_SEARCH_KERNELS))}; got {name!r}.")
+    return name
+
+
+def set_cpu_search_kernel(name: str) -> None:
+    """Choose the CPU search of ``nearest_code`` / ``max_inner_product`` for this process: "tiled" (default: PyTorch
+    ops only) or "fused" (the C kernel of ``fused_search.py``, compiled here and now so that a missing compiler
+    fails at this call, with ``KernelBuildError``, rather than at the first search)."""
+    global _cpu_search_kernel
+    _checked_kernel_name(name, "set_cpu_search_kernel's name")
+    if name == "fused":
+        from .fused_search import load_kernel
+
+        load_kernel()
+    _cpu_search_kernel = name
+
+
+def get_cpu_search_kernel() -> str:
+    """The CPU search in use: the one set in this process, else ``$HF_VQ_CPU_SEARCH``, else "tiled"."""
+    if _cpu_search_kernel is not None:
+        return _cpu_search_kernel
+    return _checked_kernel_name(os.environ.get(CPU_SEARCH_ENVIRONMENT_VARIABLE, "tiled"),
+                                f"${CPU_SEARCH_ENVIRONMENT_VARIABLE}")
+
+
+def _fused_applies(left: torch.Tensor, right: torch.Tensor) -> bool:
+    return (left.device.type == "cpu" and left.dtype in (torch.float32, torch.float64) and right.dtype == left.dtype
+            and left.shape[1] <= FUSED_MAX_DIM and right.shape[1] > 0 and get_cpu_search_kernel() == "fused")
 
 
 def _cache_tiles(device: torch.device) -> bool:
@@ -73,7 +127,11 @@ def _padded_to_groups(right: torch.Tensor, group: int) -> torch.Tensor:
 
 
 def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_elements: int) -> torch.Tensor:
-    """First index of the minimum of each row of ``left @ right`` (N, K), tile by tile."""
+    """First index of the minimum of each row of ``left @ right`` (N, K), tile by tile (or by the fused kernel)."""
+    if _fused_applies(left, right):
+        from .fused_search import load_kernel
+
+        return load_kernel().first_argmin(left, right)
     if not _cache_tiles(left.device):
         return _first_argmin_by_chunks(left, right, max_elements)
     num_rows, num_codes = left.shape[0], right.shape[1]
