@@ -16,11 +16,13 @@ reads on any device, so these bounds hold on a CPU-only CI:
   objective (the losses and checks, the codebook usage, the unreadable-image count).
 """
 
+import contextlib
 from pathlib import Path
 
 import pytest
 import torch
 from datasets import Dataset
+from PIL import Image
 from test_titok_ar import TINY as TINY_TITOK
 from test_trainer import tiny_raw
 from test_vqgan import tiny_config as tiny_vqgan_config
@@ -28,9 +30,13 @@ from test_vqgan import tiny_config as tiny_vqgan_config
 import hf_vq
 from hf_vq.generation import generate
 from hf_vq.models.llamagen_gpt import LlamaGenGPTConfig, LlamaGenGPTModel
+from hf_vq.quantizers import DeadCodeReinit, EMAUpdate, KMeansInit, NormalizedEMAUpdate, VectorQuantizer
+from hf_vq.quantizers import base as quantizer_base
+from hf_vq.quantizers.projected_codebook import ProjectedCodebookQuantizer
 from hf_vq.training import ARTrainConfig, NextTokenObjective, NonFiniteLossError, TrainConfig, TrainingEngine
 from hf_vq.training.tokenizer_objective import TokenizerObjective
 from hf_vq.utils.host_syncs import count_host_syncs
+from hf_vq.utils.value_checks import queued_value_checks
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
@@ -77,6 +83,13 @@ def tokenizer(name):
                                                             num_res_blocks=1, z_channels=32, codebook_size=64))
     if name == "vqgan":
         return hf_vq.VQGANModel(tiny_vqgan_config(image_size=16, attn_resolutions=[16]))
+    if name == "vqgan_lc":  # the projected codebook: searched and looked up through the trained projector
+        return hf_vq.VQGANLCModel(hf_vq.VQGANLCConfig(image_size=16, base_channels=32, channel_multipliers=[1, 2],
+                                                      z_channels=32, attn_resolutions=[8], codebook_size=64,
+                                                      codebook_feature_dim=12, codebook_dim=4))
+    if name == "cvq_vae":  # dead-code anchors (from a pool: more features per batch than codes, never read)
+        return hf_vq.CVQVAEModel(hf_vq.CVQVAEConfig(image_size=16, hidden_dim=16, codebook_size=16, codebook_dim=8,
+                                                    anchor="random"))
     return hf_vq.TiTokModel(hf_vq.TiTokConfig(**TINY_TITOK))
 
 
@@ -88,7 +101,7 @@ def tiny_gpt(vocab_size=32, num_classes=10):
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("name", ["llamagen_vq", "vqgan", "titok"])
+@pytest.mark.parametrize("name", ["llamagen_vq", "vqgan", "titok", "vqgan_lc", "cvq_vae"])
 def test_a_tokenizer_call_reads_the_device_at_most_once(name, training):
     model = tokenizer(name).train(training)
     size = model.config.image_size
@@ -268,3 +281,198 @@ def test_a_large_log_every_still_reads_the_losses_after_max_unread_losses(tmp_pa
     with pytest.raises(NonFiniteLossError, match=r"Non-finite loss at step 1: loss=nan"):
         ar_engine(tmp_path, model=model, max_steps=6, log_every=50).run()
     assert len(calls) == 2  # read right after step 1 (one unread loss), not at the next logging step
+
+
+# -- codebook behaviours (EMA, k-means init, CVQ anchors), the projected codebook -----------
+# They update state from the call's input. They used to read the input's checks first, then the
+# codebook's finiteness: 2 reads per training call, 3 with k-means init (its flag, every call).
+# Now a bad batch's update is skipped on the device (value_checks.queued_checks_passed) and every
+# check is read once, at the end of the call.
+QUANTIZERS = {
+    "ema": lambda: VectorQuantizer(8, 16, codebook_dim=4, behaviours=[EMAUpdate(count_init=0.0)]),
+    "normalized_ema": lambda: VectorQuantizer(8, 16, l2_norm=True, behaviours=[NormalizedEMAUpdate()]),
+    "kmeans_ema": lambda: VectorQuantizer(8, 16, behaviours=[KMeansInit(iters=3), EMAUpdate()]),
+    "cvq_closest": lambda: VectorQuantizer(8, 16, distance="cosine", behaviours=[DeadCodeReinit("closest", chunk_codes=5)]),
+    "cvq_probabilistic": lambda: VectorQuantizer(8, 16, behaviours=[DeadCodeReinit("probabilistic")]),
+    # 40 pool rows, batches of 12 and 17 vectors: the pool fills over 3 calls, then rows are overwritten at random
+    "cvq_random": lambda: VectorQuantizer(8, 40, behaviours=[DeadCodeReinit("random")]),
+    "projected": lambda: ProjectedCodebookQuantizer(8, 16, feature_dim=12),  # VQGAN-LC's
+}
+# One read per call (the input's and the codebook's checks together), but: k-means init reads its flag
+# until it reads True (the init call, then the next); the random pool reads its fill count until read full.
+EXPECTED_READS = {"kmeans_ema": [2, 2, 1, 1, 1, 1], "cvq_random": [2, 2, 2, 2, 1, 1]}
+
+
+def train_quantizer(name, steps=6):
+    torch.manual_seed(0)
+    quantizer = QUANTIZERS[name]().train()
+    trained = [p for p in quantizer.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trained, lr=0.1) if trained else None
+    outputs, reads = [], []
+    for step in range(steps):
+        z = torch.randn(12 + 5 * (step % 2), 8, requires_grad=True)
+        with count_host_syncs() as syncs:
+            out = quantizer(z)
+            (out.loss + out.quantized.pow(2).mean()).backward()
+        reads.append(syncs.count)
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad()
+        outputs.append((out.indices, out.quantized.detach()))
+    return quantizer, outputs, reads
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
+def test_a_training_call_of_a_codebook_behaviour_reads_once(name):
+    _, _, reads = train_quantizer(name)
+    assert reads == EXPECTED_READS.get(name, [1] * 6)
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
+def test_codebook_updates_are_those_of_checks_read_at_once(name, monkeypatch):
+    # The reference: every check read (and raised) where it is made, so no update is ever written through
+    # torch.where; same seeds, same batches: same indices, outputs and state after six steps, bit for bit.
+    queued, queued_outputs, queued_reads = train_quantizer(name)
+    monkeypatch.setattr(quantizer_base, "queued_value_checks", contextlib.nullcontext)
+    at_once, at_once_outputs, at_once_reads = train_quantizer(name)
+    if name != "projected":  # the patch took: the input check and set_codes read one by one
+        assert sum(at_once_reads) > sum(queued_reads)
+    for (indices, quantized), (ref_indices, ref_quantized) in zip(queued_outputs, at_once_outputs):
+        assert torch.equal(indices, ref_indices) and torch.equal(quantized, ref_quantized)
+    reference = at_once.state_dict()
+    for key, value in queued.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+
+
+def _tokenizer_state(model) -> dict:
+    return {name: value.clone() for name, value in model.quantizer.state_dict().items()}
+
+
+@pytest.mark.parametrize("model_type", ["vqvae", "cvq_vae"])
+def test_a_bad_batch_changes_no_codebook_state_and_raises_its_own_error_at_the_read(model_type):
+    # The pixel range check is read at the end of the call now, after the behaviours ran: their updates
+    # must have been skipped on the device. Here three calls inside one queued block (as the engine's
+    # steps between two reads): the bad second batch and every update after it are skipped.
+    torch.manual_seed(0)
+    common = {"image_size": 8, "hidden_dim": 8, "num_res_blocks": 1, "codebook_size": 16, "codebook_dim": 4}
+    if model_type == "vqvae":
+        model = hf_vq.VQVAEModel(hf_vq.VQVAEConfig(**common, use_ema=True, kmeans_init=True, kmeans_iters=2))
+    else:
+        model = hf_vq.CVQVAEModel(hf_vq.CVQVAEConfig(**common, anchor="random"))
+    model.train()
+    good = torch.rand(2, 3, 8, 8) * 2 - 1
+    for bad, error in ((good * 127.5 + 127.5, r"pixel_values must be in \[-1, 1\]"),
+                       (torch.full_like(good, float("nan")), "pixel_values contain NaN")):
+        model(good)
+        before = _tokenizer_state(model)
+        with pytest.raises(ValueError, match=error):
+            with queued_value_checks():
+                model(bad)
+                model(good)
+        for key, value in model.quantizer.state_dict().items():
+            assert torch.equal(value, before[key]), (key, error)
+    model(good)  # and the next good batch is taken in
+    assert not all(torch.equal(value, before[key]) for key, value in model.quantizer.state_dict().items())
+
+
+def test_read_flags_are_read_again_after_the_state_is_loaded_or_reset():
+    # k-means init: a quantizer whose state is loaded back to "not initialised" initialises again, as a
+    # fresh one does on the same batch (its flag was read True before: that read must not be reused).
+    torch.manual_seed(0)
+    fresh_state = VectorQuantizer(4, 8, behaviours=[KMeansInit(iters=2)]).state_dict()
+    quantizer = VectorQuantizer(4, 8, behaviours=[KMeansInit(iters=2)]).train()
+    for _ in range(3):
+        quantizer(torch.randn(32, 4))
+    quantizer.load_state_dict(fresh_state)
+    batch = torch.randn(32, 4)
+    fresh = VectorQuantizer(4, 8, behaviours=[KMeansInit(iters=2)]).train()
+    fresh.load_state_dict(fresh_state)
+    torch.manual_seed(1)
+    quantizer(batch)
+    torch.manual_seed(1)
+    fresh(batch)
+    assert bool(quantizer.behaviours[0].initialised) and torch.equal(quantizer.codebook, fresh.codebook)
+    # the random anchor pool: read full, then reset: the next small batch fills it from row 0 again
+    quantizer = VectorQuantizer(4, 8, behaviours=[DeadCodeReinit("random")]).train()
+    for _ in range(4):
+        quantizer(torch.randn(6, 4))  # 6 + 2 rows: full after two calls, read full by the third
+    pool = quantizer.behaviours[0]
+    quantizer.reset_codebook()
+    batch = torch.randn(6, 4)
+    quantizer(batch)
+    assert int(pool.pool_filled) == 6 and torch.equal(pool.feature_pool[:6], batch)
+
+
+@pytest.mark.parametrize("model", [{"model_type": "vqvae", "use_ema": True},
+                                   {"model_type": "cvq_vae", "hidden_dim": 16, "codebook_size": 32,
+                                    "codebook_dim": 8, "anchor": "random"}], ids=["ema", "cvq"])
+def test_codebook_behaviour_training_steps_between_logging_steps_never_read_the_device(tmp_path, model):
+    raw = tiny_raw(tmp_path, data={"max_eval_images": 4}, model=model,
+                   training={"max_steps": 4, "log_every": 3, "report_to": "none"})
+    if model["model_type"] == "cvq_vae":
+        raw["model"] = {"image_size": 16, **model}
+    config = TrainConfig.from_dict(raw)
+    engine = CountingEngine(TokenizerObjective(config), config.training, output_dir=config.output_dir, seed=0,
+                            config=config.to_dict())
+    engine.run()
+    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
+    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
+    assert max(counts[0], counts[3]) <= 3, counts
+
+
+def test_online_clustering_steps_between_logging_steps_never_read_the_device(tmp_path):
+    # Cluster (stage 1): frozen teacher features, CVQ anchors; the objective counts codes without a range check.
+    from test_vq_cluster import cluster_raw
+    from tiny_teachers import save_tiny_teacher
+
+    from hf_vq.training import OnlineClusteringObjective
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    generator = torch.Generator().manual_seed(5)
+    for index in range(8):
+        array = torch.randint(0, 256, (40, 40, 3), generator=generator, dtype=torch.uint8).numpy()
+        Image.fromarray(array).save(folder / f"image{index:02d}.png")
+    raw = cluster_raw(save_tiny_teacher("clip", tmp_path / "clip"), tmp_path / "run", str(folder))
+    raw["training"].update(max_steps=4, log_every=3)
+    config = TrainConfig.from_dict(raw)
+    engine = CountingEngine(OnlineClusteringObjective(config), config.training, output_dir=config.output_dir, seed=0,
+                            config=config.to_dict())
+    engine.run()
+    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
+    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
+    assert max(counts[0], counts[3]) <= 3, counts
+
+
+def test_offline_kmeans_reads_once_per_lloyd_iteration_and_twice_per_kmeans_plus_plus_centre():
+    # (build-codebook, Cluster's init_codebook_from_kmeans.) A Lloyd iteration reads its inertia (convergence,
+    # history), no longer its counts (bincount); a k-means++ centre reads the total and the probabilities (its
+    # draw is on the seeded CPU generator), no longer the best candidate. Plus a few reads per fit (the points'
+    # fingerprint and finiteness, the final inertia).
+    from hf_vq.quantizers.clustering import KMeans
+
+    points, iters, k = torch.randn(600, 4, generator=torch.Generator().manual_seed(0)), 5, 16
+    with count_host_syncs() as syncs:
+        KMeans(k, max_iters=iters, tol=0, init="random").fit(points)
+    assert syncs.count <= iters + 5, syncs.report()
+    with count_host_syncs() as syncs:
+        KMeans(k, max_iters=iters, tol=0, init="k-means++").fit(points)
+    assert syncs.count <= 2 * (k - 1) + iters + 6, syncs.report()
+
+
+def test_indices_of_a_bad_input_are_never_looked_up_out_of_range_before_its_check_is_read():
+    # FSQ rounds NaN latents to indices far outside the codebook. While the input's check is queued, the batch
+    # perplexity and the training objectives' usage counts count them clamped: an out-of-range index_add_ is an
+    # IndexError on a CPU and a device-side assert (a dead CUDA context) on a GPU, before the clear error.
+    from hf_vq.quantizers import FSQ, CodebookUsage
+
+    torch.manual_seed(0)
+    model = hf_vq.FSQVAEModel(hf_vq.FSQVAEConfig(image_size=8, hidden_dim=8, num_res_blocks=1)).train()
+    usage = CodebookUsage(model.config.codebook_size)
+    with pytest.raises(ValueError, match="pixel_values contain NaN") as error:
+        with queued_value_checks():  # the engine's steps: the objective counts the codes before the read
+            usage.update(model(torch.full((1, 3, 8, 8), float("nan"))).indices, check_range=False)
+    assert error.value.__context__ is None, repr(error.value.__context__)
+    with pytest.raises(ValueError, match="FSQ input contains NaN") as error:
+        FSQ([8, 5, 5])(torch.full((3, 3), float("nan")))
+    assert error.value.__context__ is None, repr(error.value.__context__)

@@ -212,6 +212,7 @@ def test_resuming_a_checkpoint_with_the_former_discriminator_grouping_names_the_
     assert len(groups) == 2  # this version's layout, rewritten below into the former one
     merged = sorted(index for group in groups for index in group["params"])
     state["optimizers"]["discriminator"]["param_groups"] = [{**groups[1], "params": merged}]
+    del state["optimizers"]["discriminator"]["param_group_names"]  # stored since; the former checkpoints had none
     state["schedulers"]["discriminator"]["base_lrs"] = state["schedulers"]["discriminator"]["base_lrs"][:1]
     state["schedulers"]["discriminator"]["_last_lr"] = state["schedulers"]["discriminator"]["_last_lr"][:1]
     del state["config"]["loss"]["discriminator_options"]

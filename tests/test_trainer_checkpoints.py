@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import lpips
@@ -205,3 +206,63 @@ def test_settings_added_since_the_checkpoint_format_default_to_their_former_beha
     for key, former in SETTINGS_ADDED_WITH_FORMER_BEHAVIOUR.items():
         assert defaults[key] == former, key
         assert defaults_ar.get(key, former) == former, key
+
+
+def _two_groups(swap: bool):
+    """The model's parameters in two optimizer groups of fixed sizes; ``swap`` exchanges the first parameter of
+    each (both 2D weights of other shapes): the same group sizes, other parameters in them."""
+    def groups(model, weight_decay):
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        order = list(range(len(parameters)))
+        if swap:
+            weights = [index for index, p in enumerate(parameters) if p.ndim > 1]
+            order[weights[0]], order[weights[-1]] = weights[-1], weights[0]
+        half = len(order) // 2
+        return [{"params": [parameters[i] for i in order[:half]]}, {"params": [parameters[i] for i in order[half:]]}]
+    return groups
+
+
+def test_resume_names_parameters_moved_to_another_optimizer_group_and_old_checkpoints_resume(tmp_path, monkeypatch):
+    from hf_vq.training import tokenizer_objective
+
+    raw = tiny_raw(tmp_path, data={"max_eval_images": 4},
+                   training={"max_steps": 2, "checkpoint_every": 2, "report_to": "none"})
+    monkeypatch.setattr(tokenizer_objective, "parameter_groups", _two_groups(swap=False))
+    train(TrainConfig.from_dict(raw))
+    state_file = Path(raw["output_dir"]) / "checkpoints" / "checkpoint-00000002" / "trainer_state.json"
+    saved = json.loads(state_file.read_text())["optimizers"]["model"]
+    names = saved["param_group_names"]
+    assert [len(group) for group in names] == [len(group["params"]) for group in saved["param_groups"]]
+    model = build_model(TrainConfig.from_dict(raw).model)
+    assert [name for group in names for name in group] == [name for name, _ in model.named_parameters()]
+
+    def resume(**training):
+        return TrainConfig.from_dict({**raw, "training": {**raw["training"], "resume_from": "latest", "max_steps": 3,
+                                                          **training}})
+
+    # Same group sizes, two parameters exchanged: the sizes match (the former check passed, and torch would
+    # have put each one's Adam moments on the other), the names do not.
+    monkeypatch.setattr(tokenizer_objective, "parameter_groups", _two_groups(swap=True))
+    weights = [name for name, parameter in model.named_parameters() if parameter.ndim > 1]
+    moved_first, moved_second = weights[0], weights[-1]
+    assert moved_first in names[0] and moved_second in names[1]
+    with pytest.raises(CheckpointFormatError, match=rf"(?s)model optimizer.*moved between groups: "
+                                                    rf"{moved_second} \(group 1 -> 0\), {moved_first} \(group 0 -> 1\)"
+                                                    r".*--resume-allow-changes"):
+        train(resume())
+    with pytest.warns(UserWarning, match=r"moved between groups.*moments restart from zero"):
+        assert [h["step"] for h in run_training(resume(resume_allow_changes=True)).history] == [0, 1, 2]
+
+    # A checkpoint written before the names were stored (no param_group_names) is compared by its group sizes,
+    # as then: it resumes into the grouping it was written with.
+    state = json.loads(state_file.read_text())
+    del state["optimizers"]["model"]["param_group_names"]
+    state_file.write_text(json.dumps(state))
+    shutil.rmtree(state_file.parent.parent / "checkpoint-00000003", ignore_errors=True)
+    (state_file.parent.parent / "latest").write_text("checkpoint-00000002")
+    monkeypatch.setattr(tokenizer_objective, "parameter_groups", _two_groups(swap=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [h["step"] for h in run_training(resume(max_steps=4)).history] == [0, 1, 2, 3]
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == [
+        "Resuming with settings that differ from the checkpoint's: training.max_steps: 2 -> 4."]  # no optimizer restart

@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput
 
 from ..quantizers import Quantizer
 from ..quantizers.base import raise_for_index_range
-from ..utils.value_checks import batched_value_checks, check_values
+from ..utils.value_checks import batched_value_checks, check_values, read_dtype
 from .configuration_base import VQTokenizerConfig
 from .loading import StrictLoadingMixin
 
@@ -138,7 +138,12 @@ def check_pixel_values(pixel_values, num_channels: int, downsample_factor: int) 
         return
     # One reduction per call; the host reads its [min, max] together with the call's other value
     # checks (hf_vq.utils.value_checks): one device sync per encode / forward, not one per check.
-    check_values(torch.stack(torch.aminmax(pixel_values.detach())), _raise_for_pixel_range)
+    stats = torch.stack(torch.aminmax(pixel_values.detach()))
+    # On the device, what _raise_for_pixel_range decides (compared in the type the read uses): lets a quantizer
+    # skip its codebook update from bad pixels without reading this check first (queued_checks_passed).
+    low, high = stats.to(read_dtype(stats.device))
+    passes = low.isfinite() & high.isfinite() & (low >= -1 - PIXEL_RANGE_TOLERANCE) & (high <= 1 + PIXEL_RANGE_TOLERANCE)
+    check_values(stats, _raise_for_pixel_range, passes)
 
 
 def _raise_for_pixel_range(values: list) -> None:
@@ -163,7 +168,9 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
     if indices.numel() and not torch.compiler.is_compiling():  # values: eager only (see check_pixel_values)
-        check_values(torch.stack(torch.aminmax(indices)), functools.partial(raise_for_index_range, "indices", codebook_size))
+        stats = torch.stack(torch.aminmax(indices))
+        check_values(stats, functools.partial(raise_for_index_range, "indices", codebook_size),
+                     (stats[0] >= 0) & (stats[1] < codebook_size))
 
 
 

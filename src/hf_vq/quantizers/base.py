@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn as nn
 
-from ..utils.value_checks import check_values, run_value_checks
+from ..utils.value_checks import check_values, queued_value_checks, run_value_checks
 from .output import QuantizerOutput, batch_perplexity
 
 
@@ -106,7 +106,8 @@ class Quantizer(nn.Module, ABC):
         # of the values: eagerly only (under torch.compile a graph break and a sync per call).
         # The host reads it with the calling model's other checks (hf_vq.utils.value_checks).
         if not torch.compiler.is_compiling():
-            check_values(torch.stack(torch.aminmax(z.detach())), functools.partial(_raise_for_non_finite_input, name))
+            stats = torch.stack(torch.aminmax(z.detach()))
+            check_values(stats, functools.partial(_raise_for_non_finite_input, name), stats.isfinite().all())
 
     def check_indices(self, indices) -> None:
         """Raise a ValueError unless ``indices`` is an integer tensor with values in [0, codebook_size)."""
@@ -117,12 +118,21 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} indices must be an integer tensor; got dtype {indices.dtype}. Use indices.long().")
         # the values are read on the host: eagerly only (under torch.compile a graph break and a sync)
         if indices.numel() and not torch.compiler.is_compiling():
-            check_values(torch.stack(torch.aminmax(indices.long())),
-                         functools.partial(raise_for_index_range, f"{name} indices", self.codebook_size))
+            stats = torch.stack(torch.aminmax(indices.long()))
+            check_values(stats, functools.partial(raise_for_index_range, f"{name} indices", self.codebook_size),
+                         (stats[0] >= 0) & (stats[1] < self.codebook_size))
             # Read now (with the calling model's queued checks): the caller looks the indices up next.
             run_value_checks()
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        if torch.compiler.is_compiling():
+            return self._forward(z)
+        # The input check and those of a codebook update are read together, once, at the end (inside a
+        # model's call: with the model's checks). The updates skip a bad input on the device meanwhile.
+        with queued_value_checks():
+            return self._forward(z)
+
+    def _forward(self, z: torch.Tensor) -> QuantizerOutput:
         self.check_input(z)
         with_losses = self.computes_losses()
         quantized, indices, loss_terms = self._quantize(z.reshape(-1, self.dim), with_losses)

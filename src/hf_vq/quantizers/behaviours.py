@@ -15,6 +15,14 @@ random choices are broadcast from rank 0, so every process keeps the same codebo
 A behaviour changes the codebook only through ``vq.set_codes(values, indices, source=self)``:
 the quantizer refuses non-finite values and calls ``on_codebook_changed(vq, indices)`` on
 every other behaviour, so behaviours never know about each other.
+
+Host reads: none per call. The checks of the call's input (and ``set_codes``'s own) are read once,
+with the calling model's (:mod:`hf_vq.utils.value_checks`); until then ``set_codes`` returns the
+device flag ``accepted`` (False when a queued check fails) and a behaviour writes its own state as
+``torch.where(accepted, new, old)`` (:func:`if_accepted`), so a bad batch changes nothing and its
+error is raised at the read. The exceptions, each bounded: :class:`KMeansInit` reads its
+``initialised`` flag until it is known True, and the ``random`` anchor pool of
+:class:`DeadCodeReinit` reads its fill count while the pool fills from batches smaller than it.
 """
 
 import torch
@@ -51,6 +59,25 @@ class CodebookBehaviour(nn.Module):
         """Called after another behaviour wrote rows ``indices`` of the codebook (all rows when None)."""
 
 
+def if_accepted(accepted, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` where the codebook write ``accepted`` it (``set_codes``'s return value: None = checked already)."""
+    return new if accepted is None else torch.where(accepted, new, old)
+
+
+def _unchanged_since(known, tensor: torch.Tensor) -> bool:
+    """True when ``known`` (``(tensor, version)`` recorded from a host read) still describes ``tensor``: the same
+    tensor object (not replaced by ``.to()``), not written since (``load_state_dict``, ``reset_state``, an update:
+    each bumps its version counter)."""
+    return known is not None and known[0] is tensor and known[1] == _version(tensor)
+
+
+def _version(tensor: torch.Tensor):
+    try:
+        return tensor._version
+    except RuntimeError:  # an inference-mode tensor has no version counter: never cached
+        return object()
+
+
 def _code_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     # index_add_, not bincount: bincount reads the largest index on the host (a device sync) to size
     # its output. Sums of ones are exact in float32 up to 2**24 per code, whatever the order.
@@ -76,7 +103,8 @@ class EMAUpdate(CodebookBehaviour):
     the first hit of a code gives ``d * code / ((1 - d) * n_k) + mean``. When another
     behaviour writes a code (k-means init), its running sum is set to ``code * ema_count``:
     the running mean becomes the new code with the same weight. A step whose statistics
-    are not finite raises before anything (codebook or EMA state) is changed.
+    are not finite changes nothing (codebook or EMA state); its error is raised at the read of
+    the call's checks.
     """
 
     owns_codebook = True
@@ -103,7 +131,8 @@ class EMAUpdate(CodebookBehaviour):
     @torch.no_grad()
     def on_codebook_changed(self, vq, indices) -> None:
         rows = slice(None) if indices is None else indices
-        self.ema_sum[rows] = vq.codebook[rows].float() * self.ema_count[rows, None]
+        written = vq.codebook[rows].float() * self.ema_count[rows, None]
+        self.ema_sum[rows] = if_accepted(vq.last_write_accepted, written, self.ema_sum[rows])
 
     @torch.no_grad()
     def after_search(self, vq, vectors, indices) -> None:
@@ -113,9 +142,9 @@ class EMAUpdate(CodebookBehaviour):
         ema_sum = torch.add(self.ema_sum * self.decay, sums, alpha=1 - self.decay)
         hit = counts[:, None] > 0
         codes = torch.where(hit, ema_sum / ema_count.clamp_min(self.eps)[:, None], vq.codebook.detach().float())
-        vq.set_codes(codes, source=self)
-        self.ema_count.copy_(ema_count)
-        self.ema_sum.copy_(ema_sum)
+        accepted = vq.set_codes(codes, source=self)
+        self.ema_count.copy_(if_accepted(accepted, ema_count, self.ema_count))
+        self.ema_sum.copy_(if_accepted(accepted, ema_sum, self.ema_sum))
 
 
 class NormalizedEMAUpdate(CodebookBehaviour):
@@ -168,14 +197,29 @@ class KMeansInit(CodebookBehaviour):
     def reset_state(self, vq) -> None:
         self.initialised.fill_(False)
 
+    def is_initialised(self) -> bool:
+        """``initialised`` on the host. Whether to run the k-means is a Python branch, so the flag is read (a
+        host sync) until it is read True; after that never again while the buffer stays the same, unwritten
+        tensor (``load_state_dict``, ``reset_state`` or ``.to()`` make it read once more)."""
+        flag = self.initialised
+        if _unchanged_since(self.__dict__.get("_read_initialised"), flag):
+            return True
+        if bool(flag):
+            self.__dict__["_read_initialised"] = (flag, _version(flag))
+            return True
+        return False
+
     @torch.no_grad()
     def before_search(self, vq, vectors) -> None:
-        if bool(self.initialised):
+        if self.is_initialised():
             return
         centroids = kmeans(vectors.float(), vq.codebook_size, self.iters, spherical=vq.l2_norm,
                            max_elements=vq.max_search_elements)
-        vq.set_codes(centroids, source=self)
-        self.initialised.fill_(True)
+        accepted = vq.set_codes(centroids, source=self)
+        if accepted is None:
+            self.initialised.fill_(True)
+        else:  # a refused write (bad batch) leaves it False: the next batch initialises
+            self.initialised.logical_or_(accepted)
 
 
 @torch.no_grad()
@@ -264,24 +308,50 @@ class DeadCodeReinit(CodebookBehaviour):
             nn.init.uniform_(self.feature_pool, -1.0 / vq.codebook_size, 1.0 / vq.codebook_size)
             self.pool_filled.zero_()
 
+    def _pool_filled_on_host(self) -> int:
+        """``pool_filled`` on the host: where a batch smaller than the pool goes (rows ``[filled, filled + count)``)
+        and whether a random permutation is drawn (once full) are host decisions, so the count is read (a host
+        sync) while the pool fills; once read full, never again while the buffer stays the same, unwritten tensor."""
+        size, filled = self.feature_pool.shape[0], self.pool_filled
+        if _unchanged_since(self.__dict__.get("_read_pool_full"), filled):
+            return size
+        count = int(filled)
+        if count >= size:
+            self.__dict__["_read_pool_full"] = (filled, _version(filled))
+        return count
+
+    @torch.no_grad()
+    def _next_pool(self, features: torch.Tensor):
+        """CVQ-VAE's FeaturePool.query on a copy: (the pool (K, dim) with this batch's features stored, the new
+        fill count, or None when it stays)."""
+        size, count = self.feature_pool.shape[0], features.shape[0]
+        if count > size:
+            return features[torch.randint(0, count, (size,), device=features.device)].to(self.feature_pool.dtype), size
+        start = self._pool_filled_on_host()
+        pool = self.feature_pool.clone()
+        if start < size:
+            # The official code slices past the end here when the batches do not divide K;
+            # we store what fits.
+            stored = min(count, size - start)
+            pool[start : start + stored] = features[:stored]
+            return pool, start + stored
+        pool[torch.randperm(size, device=features.device)[:count]] = features
+        return pool, None
+
+    @torch.no_grad()
+    def _store_pool(self, pool: torch.Tensor, filled, accepted) -> None:
+        self.feature_pool.copy_(if_accepted(accepted, pool, self.feature_pool))
+        if filled is None or (filled == self.feature_pool.shape[0]
+                              and _unchanged_since(self.__dict__.get("_read_pool_full"), self.pool_filled)):
+            return  # unchanged: not written (a write would make the next small batch read it again)
+        self.pool_filled.copy_(if_accepted(accepted, torch.tensor(filled, device=self.pool_filled.device), self.pool_filled))
+
     @torch.no_grad()
     def _update_pool(self, features: torch.Tensor) -> torch.Tensor:
         """CVQ-VAE's FeaturePool.query: store this batch's features, return the pool (K, dim)."""
-        size, count = self.feature_pool.shape[0], features.shape[0]
-        pool = self.feature_pool
-        if count > size:
-            pool.copy_(features[torch.randint(0, count, (size,), device=features.device)])
-            self.pool_filled.fill_(size)
-        elif int(self.pool_filled) < size:
-            # The official code slices past the end here when the batches do not divide K;
-            # we store what fits.
-            start = int(self.pool_filled)
-            stored = min(count, size - start)
-            pool[start : start + stored] = features[:stored]
-            self.pool_filled.fill_(start + stored)
-        else:
-            pool[torch.randperm(size, device=features.device)[:count]] = features
-        return pool
+        pool, filled = self._next_pool(features)
+        self._store_pool(pool, filled, None)
+        return self.feature_pool
 
     def reinit_weights(self, usage: torch.Tensor, codebook_size: int) -> torch.Tensor:
         """alpha per code, the CVQ-VAE formula."""
@@ -304,19 +374,28 @@ class DeadCodeReinit(CodebookBehaviour):
             if self.anchor == "closest":
                 picks.append(sim.argmax(dim=1))
             else:
-                picks.append(torch.multinomial(F.softmax(sim, dim=1), 1).squeeze(1))
+                # A NaN probability (features of a bad batch, whose error is raised at the read of the call's
+                # checks) would stop multinomial on a CPU and trip a device-side assert on a GPU.
+                probabilities = torch.nan_to_num_(F.softmax(sim, dim=1), nan=1.0)
+                picks.append(torch.multinomial(probabilities, 1).squeeze(1))
         return features[torch.cat(picks)]
 
     @torch.no_grad()
     def after_search(self, vq, vectors, indices) -> None:
         counts = all_reduce_sum(_code_counts(indices, vq.codebook_size))
         batch_usage = counts / counts.sum().clamp_min(1)
-        self.usage.mul_(self.decay).add_(batch_usage, alpha=1 - self.decay)
-        anchors = broadcast(self.anchors(vq, vectors.float()).contiguous())
+        usage = torch.add(self.usage * self.decay, batch_usage, alpha=1 - self.decay)
         if self.anchor == "random":
-            self.feature_pool.copy_(anchors)  # rank 0's pool, so every process keeps the same one
-        alpha = self.reinit_weights(self.usage, vq.codebook_size)[:, None]
-        vq.set_codes(vq.codebook * (1 - alpha) + anchors * alpha, source=self)
+            pool, filled = self._next_pool(vectors.float())
+            anchors = broadcast(pool.contiguous())  # rank 0's pool, so every process keeps the same one
+        else:
+            anchors = broadcast(self.anchors(vq, vectors.float()).contiguous())
+        alpha = self.reinit_weights(usage, vq.codebook_size)[:, None]
+        accepted = vq.set_codes(vq.codebook * (1 - alpha) + anchors * alpha, source=self)
+        self.usage.copy_(if_accepted(accepted, usage, self.usage))
+        if self.anchor == "random":
+            self._store_pool(anchors, filled, accepted)
 
 
-__all__ = ["CodebookBehaviour", "EMAUpdate", "NormalizedEMAUpdate", "KMeansInit", "EntropyRegularization", "DeadCodeReinit", "kmeans", "ANCHORS"]
+__all__ = ["if_accepted", "CodebookBehaviour", "EMAUpdate", "NormalizedEMAUpdate", "KMeansInit", "EntropyRegularization",
+           "DeadCodeReinit", "kmeans", "ANCHORS"]

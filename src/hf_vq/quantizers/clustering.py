@@ -70,6 +70,9 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, n
     first = int(torch.randint(0, n, (1,), generator=generator))
     centres[0] = points[first]
     closest = (points64 - points64[first]).pow(2).sum(1)
+    # Two host reads per centre (were four: the best candidate, and a row indexed by it): the total (a
+    # Python branch) and the probabilities, drawn on the CPU with the seeded CPU generator, so that a seed
+    # gives the same centres on every device.
     for index in range(1, k):
         total = float(closest.sum())
         if total <= 0:  # every point already coincides with a centre: repeat points
@@ -80,9 +83,10 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, n
         candidates = candidates.to(points.device)
         distances = torch.cdist(points64[candidates], points64).pow(2)  # (trials, N): small
         potentials = torch.minimum(closest[None], distances).sum(1)
-        best = int(potentials.argmin())
-        centres[index] = points[candidates[best]]
-        closest = torch.minimum(closest, distances[best])
+        # index_select, not [best]: a 0-d index tensor is read on the host as a Python int.
+        best = potentials.argmin().reshape(1)
+        centres[index] = points.index_select(0, candidates.index_select(0, best))[0]
+        closest = torch.minimum(closest, distances.index_select(0, best)[0])
     return centres
 
 
@@ -198,7 +202,10 @@ class KMeans:
                 break
             assignments = nearest_code(points, centroids, self.max_elements)
             inertia = float(squared_distances_to_assigned(points, centroids, assignments).sum())
-            counts = torch.bincount(assignments, minlength=self.num_clusters).to(points.dtype)
+            # index_add_, not bincount (which reads the largest index on the host to size its output): the same
+            # int64 counts. The inertia above is the iteration's one host read (convergence, history).
+            counts = torch.zeros(self.num_clusters, dtype=torch.long, device=points.device)
+            counts = counts.index_add_(0, assignments, torch.ones_like(assignments)).to(points.dtype)
             sums = torch.zeros_like(centroids).index_add_(0, assignments, points)
             centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centroids)
             previous = history[-1] if history else math.inf

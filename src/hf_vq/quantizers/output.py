@@ -5,6 +5,8 @@ from typing import Dict, Optional
 
 import torch
 
+from ..utils.value_checks import within_queued_range
+
 
 @dataclass
 class QuantizerOutput:
@@ -28,7 +30,10 @@ def batch_perplexity(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     Counts into K bins with ``index_add_``, never a (N, K) one-hot; unlike ``bincount`` its output
     shape does not depend on the values, so torch.compile keeps it in the graph.
     """
-    flat = indices.reshape(-1)
+    # While the call's input check is queued, indices of a bad input (FSQ's from NaN latents) may lie outside
+    # the codebook: counted clamped (an IndexError on a CPU, a device-side assert on a GPU otherwise); the
+    # check raises its error at the read.
+    flat = within_queued_range(indices.reshape(-1), codebook_size)
     counts = torch.zeros(codebook_size, device=flat.device).index_add_(
         0, flat, torch.ones(flat.shape, device=flat.device))
     probs = counts / counts.sum().clamp_min(1)

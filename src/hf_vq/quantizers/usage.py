@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 
 from ..utils.distributed import all_reduce_sum, reduction_device
+from ..utils.value_checks import within_queued_range
 
 
 class CodebookUsage:
@@ -35,6 +36,8 @@ class CodebookUsage:
             low, high = torch.stack(torch.aminmax(flat)).tolist()
             if low < 0 or high >= self.codebook_size:
                 raise ValueError(f"indices out of range [0, {self.codebook_size}): min {low}, max {high}.")
+        else:  # a quantizer's own indices: out of range only from a bad input whose check is queued (raised at its read)
+            flat = within_queued_range(flat, self.codebook_size)
         if self.counts is None:
             self.counts = torch.zeros(self.codebook_size, dtype=torch.long, device=flat.device)
         # index_add_, not bincount: bincount reads the largest index on the host to size its output.

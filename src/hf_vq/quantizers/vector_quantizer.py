@@ -8,19 +8,32 @@ Behaviours change the codebook only through :meth:`VectorQuantizer.set_codes`, w
 refuses non-finite values and tells the other behaviours.
 """
 
+import functools
 from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils.value_checks import run_value_checks
+from ..utils.value_checks import check_values, has_queued_value_checks, queued_checks_passed
 from .base import Quantizer
 from .nearest import DEFAULT_CHUNK_ELEMENTS, nearest_code
 
 DISTANCES = ("euclidean", "cosine")
 CODEBOOK_INITS = ("uniform", "normal")
 L2_NORM_MODES = ("none", "search", "full")
+
+
+def _refuse_codes(who: str, values: list) -> None:
+    finite, accepted = values
+    if not finite:
+        raise ValueError(
+            f"Refusing to write NaN or inf into the codebook{who}; the codebook is left unchanged. "
+            "Check the inputs of this training step (non-finite latents or statistics)."
+        )
+    if not accepted:  # a queued check said False on the device yet passed on the host: its flag is wrong
+        raise ValueError(f"The codebook update{who} was skipped, as an input check failed on the device, but that "
+                         "check passed when read: the codebook is left unchanged. This is a bug in hf_vq: please report it.")
 
 
 def l2_norm_mode(value) -> str:
@@ -98,6 +111,8 @@ class VectorQuantizer(Quantizer):
         self._create_codebook()
 
         self.behaviours = nn.ModuleList(behaviours)
+        #: ``set_codes``'s last return value (None: checked at once), for the behaviours it tells.
+        self.last_write_accepted = None
         for behaviour in self.behaviours:
             behaviour.attach(self)
         self.reset_codebook()
@@ -129,29 +144,40 @@ class VectorQuantizer(Quantizer):
             behaviour.reset_state(self)
 
     @torch.no_grad()
-    def set_codes(self, values: torch.Tensor, indices: Optional[torch.Tensor] = None, source=None) -> None:
+    def set_codes(self, values: torch.Tensor, indices: Optional[torch.Tensor] = None, source=None) -> Optional[torch.Tensor]:
         """The one way to change the stored codebook: ``codebook[indices] = values`` (all rows when None).
 
         Refuses non-finite values (the codebook is left unchanged) so that one bad batch
         cannot poison it, then tells every behaviour except ``source`` through
         ``on_codebook_changed(vq, indices)``.
+
+        Outside a model call (no queued value checks) the refusal is read and raised at once and
+        this returns None. Inside one (a training forward) it is queued with the call's checks
+        (:mod:`hf_vq.utils.value_checks`), not read: the write happens on the device only when the
+        values are finite and every queued check (pixels, latents) passes, and the returned bool
+        scalar ``accepted`` says whether it did, for the caller's own state (``if_accepted``).
+        ``last_write_accepted`` keeps it for the behaviours told of the write.
         """
-        if not bool(torch.isfinite(values).all()):
-            who = f" from {type(source).__name__}" if source is not None else ""
-            raise ValueError(
-                f"Refusing to write NaN or inf into the codebook{who}; the codebook is left unchanged. "
-                "Check the inputs of this training step (non-finite latents or statistics)."
-            )
+        who = f" from {type(source).__name__}" if source is not None else ""
+        finite = torch.isfinite(values).all()
+        passed = queued_checks_passed()
+        accepted = finite if passed is None else finite & passed
+        check_values(torch.stack([finite, accepted]), functools.partial(_refuse_codes, who), accepted)
+        if not has_queued_value_checks():  # read at once, and passed
+            accepted = None
         # Through .data: a forward may have saved the codebook for backward (F.normalize, the
         # entropy term); the update must not invalidate that graph (the previous values' graph
         # is what this step's gradient belongs to).
         if indices is None:
-            self.codebook.data.copy_(values)
+            self.codebook.data.copy_(values if accepted is None else torch.where(accepted, values, self.codebook.data))
         else:
-            self.codebook.data[indices] = values.to(self.codebook.dtype)
+            rows = values.to(self.codebook.dtype)
+            self.codebook.data[indices] = rows if accepted is None else torch.where(accepted, rows, self.codebook.data[indices])
+        self.last_write_accepted = accepted
         for behaviour in self.behaviours:
             if behaviour is not source:
                 behaviour.on_codebook_changed(self, indices)
+        return accepted
 
     # -- the tables --------------------------------------------------------------------
     @property
@@ -210,9 +236,8 @@ class VectorQuantizer(Quantizer):
         search_vectors = F.normalize(vectors, dim=-1) if self.l2_norm_mode == "search" else vectors
 
         if self.training and len(self.behaviours):
-            # The behaviours update the codebook and their statistics from these vectors: the queued
-            # checks of the input (non-finite latents, pixels) are read before (hf_vq.utils.value_checks).
-            run_value_checks()
+            # The behaviours update the codebook and their statistics from these vectors without reading the
+            # input's checks first: a bad input's update is skipped on the device (set_codes, if_accepted).
             for behaviour in self.behaviours:
                 behaviour.before_search(self, search_vectors.detach())
 

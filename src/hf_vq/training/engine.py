@@ -260,6 +260,27 @@ def build_optimizer(parameters_or_groups, learning_rate: float, args: TrainingAr
                            weight_decay=args.weight_decay, **fused)
 
 
+def describe_group_changes(saved: list, now: list, shown: int = 6) -> str:
+    """How two lists of per-group parameter names differ: the parameters moved to another group, those only
+    in one of them, or (when neither) that the order within a group changed."""
+    def listed(items: list) -> str:
+        return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+    saved_group = {parameter: number for number, group in enumerate(saved) for parameter in group}
+    group = {parameter: number for number, group in enumerate(now) for parameter in group}
+    moved = [f"{parameter} (group {saved_group[parameter]} -> {number})" for parameter, number in group.items()
+             if parameter in saved_group and saved_group[parameter] != number]
+    parts = [f"moved between groups: {listed(moved)}"] if moved else []
+    added = [parameter for parameter in group if parameter not in saved_group]
+    removed = [parameter for parameter in saved_group if parameter not in group]
+    if added:
+        parts.append(f"only in this run: {listed(added)}")
+    if removed:
+        parts.append(f"only in the checkpoint: {listed(removed)}")
+    return "; ".join(parts) or (f"the same groups of {[len(names) for names in now]} parameters, "
+                                "in another order within a group")
+
+
 class TrainingEngine:
     """Runs ``objective`` with the ``training:`` arguments ``args``; ``config`` is the whole run
     config (saved with the run and compared on resume)."""
@@ -419,7 +440,7 @@ class TrainingEngine:
             load_module(module, path / f"{name}.safetensors", self.device)
         optimizer_tensors = read_tensors(path / "optimizers.safetensors")
         for name, spec in self.optimizers.items():
-            if self._parameter_groups_match(name, state["optimizers"][name], spec.optimizer, path):
+            if self._parameter_groups_match(name, state["optimizers"][name], spec, path):
                 spec.optimizer.load_state_dict(unflatten_optimizer_state(state["optimizers"][name], optimizer_tensors))
             spec.scheduler.load_state_dict(state["schedulers"][name])
             self._apply_learning_rate(spec)
@@ -437,21 +458,44 @@ class TrainingEngine:
         self.objective.load_checkpoint_state(state.get("objective", {}), self)
         self.start_step, self.history = state["step"], state["history"]
 
-    def _parameter_groups_match(self, name: str, saved: dict, optimizer: torch.optim.Optimizer, path: Path) -> bool:
-        """Whether the checkpoint's ``name`` optimizer has this run's parameter groups (their number and sizes).
+    def _parameter_group_names(self, spec: OptimizerSpec) -> list:
+        """The names of the parameters in each of ``spec``'s optimizer groups, in order (stored in checkpoints)."""
+        module = self.accelerator.unwrap_model(spec.module)
+        # Names as in the model's state dict: without a torch.compile wrapper's prefix, so that a compiled and
+        # an eager run of the same model resume each other.
+        names = {id(parameter): name.replace("_orig_mod.", "") for name, parameter in module.named_parameters()}
+        return [[names.get(id(parameter), f"<parameter {index} of group {number}, not in the {spec.name} module>")
+                 for index, parameter in enumerate(group["params"])]
+                for number, group in enumerate(spec.optimizer.param_groups)]
 
-        Checkpoints written before TiTok runs gave the discriminator's AdamW the official weight-decay
-        groups hold one group where this version builds two; torch would refuse them deep inside
-        ``load_state_dict``. This says so; with ``resume_allow_changes`` that optimizer's moments restart
-        from zero (weights, step and schedule are resumed), with a warning."""
+    def _parameter_groups_match(self, name: str, saved: dict, spec: OptimizerSpec, path: Path) -> bool:
+        """Whether the checkpoint's ``name`` optimizer has this run's parameter groups: the same parameters (by
+        name) in the same groups, in the same order (torch matches the saved moments to parameters by position).
+
+        Checkpoints store the names (``param_group_names``) since this check; an older one has none and is
+        compared by the number and sizes of its groups only. Checkpoints written before TiTok runs gave the
+        discriminator's AdamW the official weight-decay groups hold one group where this version builds two;
+        torch would refuse them deep inside ``load_state_dict``, or load moments into the wrong parameters
+        where only the grouping changed. This says so, naming the moved parameters; with
+        ``resume_allow_changes`` that optimizer's moments restart from zero (weights, step and schedule are
+        resumed), with a warning."""
         saved_sizes = [len(group["params"]) for group in saved["param_groups"]]
-        sizes = [len(group["params"]) for group in optimizer.param_groups]
-        if saved_sizes == sizes:
-            return True
-        problem = (f"The {name} optimizer state in {path} has parameter groups of {saved_sizes} parameters, this run's "
-                   f"{name} optimizer has {sizes}: the checkpoint was written by an older hf_vq or with another "
-                   "optimizer grouping (this version gives a TiTok's discriminator the official weight-decay groups: "
-                   "biases and norms in a group of their own).")
+        sizes = [len(group["params"]) for group in spec.optimizer.param_groups]
+        saved_names = saved.get("param_group_names")
+        if saved_names is None:  # written before the names were stored
+            if saved_sizes == sizes:
+                return True
+            problem = (f"The {name} optimizer state in {path} has parameter groups of {saved_sizes} parameters, this "
+                       f"run's {name} optimizer has {sizes}: the checkpoint was written by an older hf_vq or with "
+                       "another optimizer grouping (this version gives a TiTok's discriminator the official weight-decay "
+                       "groups: biases and norms in a group of their own).")
+        else:
+            names = self._parameter_group_names(spec)
+            if saved_names == names:
+                return True
+            problem = (f"The {name} optimizer state in {path} groups its parameters otherwise than this run's {name} "
+                       f"optimizer ({describe_group_changes(saved_names, names)}): the checkpoint was written by "
+                       "another hf_vq version or with another optimizer grouping or model.")
         if not self.args.resume_allow_changes:
             raise CheckpointFormatError(
                 f"{problem} Resume with --resume-allow-changes (training.resume_allow_changes: true) to continue with "
@@ -615,6 +659,7 @@ class TrainingEngine:
         optimizer_tensors, skeletons, schedulers = {}, {}, {}
         for name, spec in self.optimizers.items():
             spec_tensors, skeletons[name] = flatten_optimizer_state(name, spec.optimizer.state_dict())
+            skeletons[name]["param_group_names"] = self._parameter_group_names(spec)
             optimizer_tensors.update(spec_tensors)
             schedulers[name] = json_state(spec.scheduler.state_dict(), f"{name} LR scheduler")
         write_tensors(directory / "optimizers.safetensors", optimizer_tensors)

@@ -24,6 +24,14 @@ check instead of reading it; the queued checks are read together, with one host 
 The first failing check (in the order they were made) raises its own error, as it would have
 when read at once. Outside a decorated call a check is read at once. Under ``torch.compile`` the
 callers skip their value checks altogether (a host read is a graph break).
+
+State that a call updates from its input (a quantizer's codebook, its EMA statistics) must not take
+a bad input in, yet reading the checks before the update would cost a second host read per call.
+A check may therefore state on the device whether it passes (``passes``, a bool scalar that is
+False only when ``raise_if_bad`` would raise); :func:`queued_checks_passed` is the AND of the
+queued checks' flags, and such updates are written as ``torch.where(passed, new, old)``: a bad
+input leaves the state as it was, and its error is raised at the read. Should a queued check not
+state it, :func:`queued_checks_passed` reads the queue at once instead (one host read, as before).
 """
 
 import functools
@@ -40,20 +48,60 @@ def _pending():
     return getattr(_local, "pending", None)
 
 
-def check_values(stats: torch.Tensor, raise_if_bad: Callable[[list], None]) -> None:
+def read_dtype(device: torch.device) -> torch.dtype:
+    """The type the checks' values are read in (a ``passes`` flag compares in it too, to agree with the read):
+    float64 holds every int32 and every int64 below 2**53 exactly (MPS has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def check_values(stats: torch.Tensor, raise_if_bad: Callable[[list], None], passes: torch.Tensor | None = None) -> None:
     """Queue ``raise_if_bad(stats.tolist())`` (``stats``: a small 1D tensor, e.g. ``[min, max]``) in the
     current :func:`queued_value_checks` block, or run it now outside one. ``raise_if_bad`` receives
     the values as Python floats and raises the error of a bad value (or records them: the training
-    engine reads its logged losses in the same host read)."""
+    engine reads its logged losses in the same host read).
+
+    ``passes``: optional bool scalar on the device, False only when ``raise_if_bad`` would raise (see
+    :func:`queued_checks_passed`). True for a value that raises is harmless (the update goes through,
+    the error is still raised at the read); False for one that does not would skip an update unreported
+    (``set_codes`` raises then too, as a bug).
+    """
     pending = _pending()
     if pending is None:
         raise_if_bad([float(value) for value in stats.tolist()])
+        return
+    pending.append((stats, raise_if_bad))
+    if passes is None:
+        _local.unstated = True
     else:
-        pending.append((stats, raise_if_bad))
+        passed = getattr(_local, "passed", None)
+        passes = passes.detach().reshape(()).to(torch.bool)
+        _local.passed = passes if passed is None else passed & passes.to(passed.device)
+
+
+def queued_checks_passed() -> torch.Tensor | None:
+    """True (a bool scalar on the device) when every queued check passes, without reading it; ``None`` when
+    nothing is queued (every check so far was read and passed).
+
+    For updates of state from a call's input: ``torch.where(passed, new, old)`` leaves the state
+    unchanged when a queued check fails, and that check raises its error at the read. When a queued
+    check did not state ``passes``, the queue is read now (one host read; it raises a bad value's error)
+    and ``None`` is returned.
+    """
+    if not _pending():
+        return None
+    if getattr(_local, "unstated", False):
+        run_value_checks()
+        return None
+    return _local.passed
 
 
 def has_queued_value_checks() -> bool:
     return bool(_pending())
+
+
+def _clear_pass_flags() -> None:
+    _local.passed = None
+    _local.unstated = False
 
 
 def run_value_checks() -> None:
@@ -63,9 +111,9 @@ def run_value_checks() -> None:
         return
     checks = list(pending)
     pending.clear()
+    _clear_pass_flags()
     device = checks[0][0].device
-    # float64 holds every int32 and every int64 below 2**53 exactly (MPS has no float64).
-    dtype = torch.float32 if device.type == "mps" else torch.float64
+    dtype = read_dtype(device)
     values = torch.cat([stats.detach().reshape(-1).to(device=device, dtype=dtype) for stats, _ in checks]).tolist()
     start = 0
     for stats, raise_if_bad in checks:
@@ -94,6 +142,7 @@ def queued_value_checks():
         yield
         return
     _local.pending = []
+    _clear_pass_flags()
     try:
         try:
             yield
@@ -103,6 +152,7 @@ def queued_value_checks():
         run_value_checks()
     finally:
         _local.pending = None
+        _clear_pass_flags()
 
 
 def batched_value_checks(method):
@@ -118,4 +168,5 @@ def batched_value_checks(method):
     return wrapper
 
 
-__all__ = ["batched_value_checks", "check_values", "has_queued_value_checks", "queued_value_checks", "run_value_checks", "within_queued_range"]
+__all__ = ["batched_value_checks", "check_values", "has_queued_value_checks", "queued_checks_passed", "queued_value_checks",
+           "read_dtype", "run_value_checks", "within_queued_range"]
