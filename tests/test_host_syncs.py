@@ -200,6 +200,16 @@ def test_train_ar_steps_between_logging_steps_never_read_the_device(tmp_path):
     assert [entry["step"] for entry in engine.history] == [0, 3, 4]
 
 
+def assert_no_reads_between_logging_steps(objective, config) -> CountingEngine:
+    """Run 4 steps logging at 0 and 3: steps 1 and 2 must read nothing, the logging steps at most 3 times."""
+    engine = CountingEngine(objective, config.training, output_dir=config.output_dir, seed=0, config=config.to_dict())
+    engine.run()
+    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
+    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
+    assert max(counts[0], counts[3]) <= 3, counts
+    return engine
+
+
 def test_tokenizer_training_steps_between_logging_steps_never_read_the_device(tmp_path):
     # GAN from step 1 (adaptive weight, LeCam), EMA of the weights; LPIPS is left out only for speed
     # (a plain network call, as the discriminator's).
@@ -208,12 +218,7 @@ def test_tokenizer_training_steps_between_logging_steps_never_read_the_device(tm
                    loss={"disc_weight": 0.8, "disc_start": 1, "disc_layers": 2, "disc_channels": 8,
                          "lecam_weight": 0.1})
     config = TrainConfig.from_dict(raw)
-    engine = CountingEngine(TokenizerObjective(config), config.training, output_dir=config.output_dir, seed=0,
-                            config=config.to_dict())
-    engine.run()
-    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
-    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
-    assert max(counts[0], counts[3]) <= 3, counts
+    engine = assert_no_reads_between_logging_steps(TokenizerObjective(config), config)
     assert {"discriminator", "lecam", "adversarial_weight"} <= set(engine.history[-1])
 
 
@@ -412,12 +417,7 @@ def test_codebook_behaviour_training_steps_between_logging_steps_never_read_the_
     if model["model_type"] == "cvq_vae":
         raw["model"] = {"image_size": 16, **model}
     config = TrainConfig.from_dict(raw)
-    engine = CountingEngine(TokenizerObjective(config), config.training, output_dir=config.output_dir, seed=0,
-                            config=config.to_dict())
-    engine.run()
-    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
-    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
-    assert max(counts[0], counts[3]) <= 3, counts
+    assert_no_reads_between_logging_steps(TokenizerObjective(config), config)
 
 
 def test_online_clustering_steps_between_logging_steps_never_read_the_device(tmp_path):
@@ -436,12 +436,7 @@ def test_online_clustering_steps_between_logging_steps_never_read_the_device(tmp
     raw = cluster_raw(save_tiny_teacher("clip", tmp_path / "clip"), tmp_path / "run", str(folder))
     raw["training"].update(max_steps=4, log_every=3)
     config = TrainConfig.from_dict(raw)
-    engine = CountingEngine(OnlineClusteringObjective(config), config.training, output_dir=config.output_dir, seed=0,
-                            config=config.to_dict())
-    engine.run()
-    counts = {step: syncs.count for step, syncs in engine.syncs.items()}
-    assert counts[1] == counts[2] == 0, {step: engine.syncs[step].report() for step in (1, 2)}
-    assert max(counts[0], counts[3]) <= 3, counts
+    assert_no_reads_between_logging_steps(OnlineClusteringObjective(config), config)
 
 
 def test_offline_kmeans_reads_once_per_lloyd_iteration_and_twice_per_kmeans_plus_plus_centre():
