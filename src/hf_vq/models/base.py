@@ -8,7 +8,6 @@ input and reports the losses, so the trainer and the evaluator never ask which t
 they hold.
 """
 
-import functools
 import math
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ..quantizers import Quantizer
-from ..quantizers.base import raise_for_index_range
+from ..quantizers.base import check_index_range
 from ..utils.value_checks import batched_value_checks, check_values, read_dtype
 from .configuration_base import VQTokenizerConfig
 from .loading import StrictLoadingMixin
@@ -168,9 +167,7 @@ def check_indices(indices, codebook_size: int, expected_ndim: int) -> None:
         shape = "(batch, height, width)" if expected_ndim == 3 else "(batch, num_tokens)"
         raise ValueError(f"indices must have shape {shape}; got {tuple(indices.shape)}.")
     if indices.numel() and not torch.compiler.is_compiling():  # values: eager only (see check_pixel_values)
-        stats = torch.stack(torch.aminmax(indices))
-        check_values(stats, functools.partial(raise_for_index_range, "indices", codebook_size),
-                     (stats[0] >= 0) & (stats[1] < codebook_size))
+        check_index_range(indices, "indices", codebook_size)
 
 
 

@@ -37,11 +37,19 @@ def _raise_for_non_finite_input(name: str, values: list) -> None:
         )
 
 
-def raise_for_index_range(what: str, codebook_size: int, values: list) -> None:
-    """Raise if the read [min, max] of ``what`` (e.g. "indices") leaves [0, codebook_size)."""
+def _raise_for_index_range(what: str, codebook_size: int, values: list) -> None:
     low, high = (int(value) for value in values)
     if low < 0 or high >= codebook_size:
         raise ValueError(f"{what} must be in [0, {codebook_size}); got values in [{low}, {high}].")
+
+
+def check_index_range(indices: torch.Tensor, what: str, codebook_size: int) -> None:
+    """Queue the check that ``indices`` (named ``what`` in the error, e.g. "indices") lie in [0, codebook_size):
+    one [min, max] reduction, read with the call's other checks (:mod:`hf_vq.utils.value_checks`), with its
+    pass flag on the device."""
+    stats = torch.stack(torch.aminmax(indices))
+    check_values(stats, functools.partial(_raise_for_index_range, what, codebook_size),
+                 (stats[0] >= 0) & (stats[1] < codebook_size))
 
 
 def mixed_radix_indices(digits: torch.Tensor, basis: list) -> torch.Tensor:
@@ -118,9 +126,7 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"{name} indices must be an integer tensor; got dtype {indices.dtype}. Use indices.long().")
         # the values are read on the host: eagerly only (under torch.compile a graph break and a sync)
         if indices.numel() and not torch.compiler.is_compiling():
-            stats = torch.stack(torch.aminmax(indices.long()))
-            check_values(stats, functools.partial(raise_for_index_range, f"{name} indices", self.codebook_size),
-                         (stats[0] >= 0) & (stats[1] < self.codebook_size))
+            check_index_range(indices.long(), f"{name} indices", self.codebook_size)
             # Read now (with the calling model's queued checks): the caller looks the indices up next.
             run_value_checks()
 
