@@ -192,3 +192,11 @@ def test_fused_search_rows_say_why_when_no_compiler_works(monkeypatch, tmp_path)
     fused_row = next(line for line in lines if line.startswith("| hf_vq fused (opt-in) | 40 x 70 |"))
     assert "not measured: The fused CPU search kernel needs a C compiler" in fused_row
     assert "forward, hf_vq fused (opt-in) | not measured: The fused CPU search kernel needs a C" in summary[40, 70]
+
+
+def test_contention_script_times_each_search_in_its_own_interpreter():
+    contention = load("contention")
+    for kind in ("tiled", "tiled-torch-threads", "cdist"):
+        result = contention.run_case(kind, (40, 70, 4), {"OMP_NUM_THREADS": "2"})
+        assert result["threads"] == 2 and 0 < result["best"] < 30, (kind, result)
+    assert "error" in contention.run_case("no-such-kind", (40, 70, 4), {})  # a failing case is reported, not hidden

@@ -13,7 +13,7 @@ compiler's identity, the flags and the CPU's feature flags (``-march=native`` co
 so a changed source or machine compiles again. The file is written under a temporary name and renamed, so a
 concurrent or interrupted build never leaves a partial library behind. A cached library is loaded only if it and
 its folder belong to this user (or root) and nobody else can write them (``check_trusted``). Rows are split across
-``torch.get_num_threads()`` Python threads (ctypes releases the GIL during the call).
+``torch.get_num_threads()`` worker threads (``utils/cpu_workers.py``; ctypes releases the GIL during the call).
 """
 
 import ctypes
@@ -25,12 +25,12 @@ import stat
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from ..utils.cache import hf_vq_cache_dir
+from ..utils.cpu_workers import run_row_parts
 
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 KERNEL_SOURCES = ("nearest_code.c", "first_argmin.h")
@@ -179,15 +179,7 @@ class FusedKernel:
                      codes.shape[0], dim, out.data_ptr() + first_row * out.element_size())
 
         # whole panels per thread (a panel shares one pass over each codebook block)
-        panels = -(-num_rows // self.rows_per_panel)
-        threads = max(1, min(torch.get_num_threads(), panels))
-        if threads == 1:
-            run(0, num_rows)
-            return out
-        per_thread = -(-panels // threads) * self.rows_per_panel
-        starts = range(0, num_rows, per_thread)
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda start: run(start, min(per_thread, num_rows - start)), starts))
+        run_row_parts(num_rows, self.rows_per_panel, run)
         return out
 
 

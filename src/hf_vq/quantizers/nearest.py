@@ -21,6 +21,11 @@ first index of the minimum score, as a plain ``argmin`` over all codes would giv
 scores are recomputed with a different summation order than the matmul's, so two codes whose
 float32 scores differ only by rounding may resolve either way: "up to ties".)
 
+Threads: the rows are split into whole blocks per thread of ``torch.get_num_threads()``, each searched by a
+worker that runs torch on one thread (``utils/cpu_workers.py``): torch's own threads would meet at a barrier after
+every one of the search's short ops, and when another process holds a core each barrier waits for it (17-22x
+slower, measured with ``benchmarks/contention.py``).
+
 Where the time goes (dim 8, one thread, 16,384 or 100,000 codes): mostly the matmul itself. Its
 inner dimension is only ``d + 1 = 9``, so each output float costs 18 FLOPs and must be stored;
 BLAS ran such a skinny product at 50-60% of the FLOP/s of a large square matmul, i.e. at
@@ -43,6 +48,8 @@ switch back to "tiled".
 import os
 
 import torch
+
+from ..utils.cpu_workers import run_row_parts
 
 # Bound for callers that chunk their own (rows x codebook) work (IBQ's soft assignment,
 # k-means): 32 MiB of float32 per chunk.
@@ -137,9 +144,24 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
     num_rows, num_codes = left.shape[0], right.shape[1]
     group = max(1, min(GROUP, num_codes, max_elements))
     codes = _padded_to_groups(right, group)  # (K', D)
-    padded_codes = codes.shape[0]
-    tile_codes = min(padded_codes, max(group, min(TILE_CODES, max_elements) // group * group))
+    tile_codes = min(codes.shape[0], max(group, min(TILE_CODES, max_elements) // group * group))
     tile_rows = max(1, min(TILE_ROWS, num_rows, max_elements // tile_codes))
+    left_t = left.t().contiguous()  # (D, N): a block of rows is a (D, rows) view, the mm's right operand
+    grouped_codes_t = codes.view(-1, group, codes.shape[1]).transpose(1, 2).contiguous()  # (groups, D, group)
+    out = torch.empty(num_rows, dtype=torch.long, device=left.device)
+
+    def search_rows(start: int, count: int) -> None:
+        _tiled_search(left, left_t, codes, grouped_codes_t, tile_codes, tile_rows, out, start, count)
+
+    # Whole blocks of rows per worker thread, each on one core with no barrier between its many short ops
+    # (torch's own threads stall at every op when another process holds a core: utils/cpu_workers.py).
+    run_row_parts(num_rows, tile_rows, search_rows)
+    return out.clamp_(max=num_codes - 1)
+
+
+def _tiled_search(left, left_t, codes, grouped_codes_t, tile_codes, tile_rows, out, first_row, num_rows) -> None:
+    """Rows ``first_row`` ... ``+ num_rows`` of the tiled search, written into ``out`` (with its own tiles)."""
+    padded_codes, group = codes.shape[0], grouped_codes_t.shape[2]
     num_tiles = -(-padded_codes // tile_codes)
     groups_per_tile = tile_codes // group
     # Every tile's group minima for one block of rows, (tile, group, row): each tile writes one
@@ -147,11 +169,8 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
     group_minima = torch.full((num_tiles, groups_per_tile, tile_rows), float("inf"), dtype=left.dtype,
                               device=left.device)
     scores = torch.empty(tile_codes, tile_rows, dtype=left.dtype, device=left.device)
-    left_t = left.t().contiguous()  # (D, N): a block of rows is a (D, rows) view, the mm's right operand
-    grouped_codes_t = codes.view(-1, group, codes.shape[1]).transpose(1, 2).contiguous()  # (groups, D, group)
-    out = torch.empty(num_rows, dtype=torch.long, device=left.device)
-    for start in range(0, num_rows, tile_rows):
-        count = min(tile_rows, num_rows - start)
+    for start in range(first_row, first_row + num_rows, tile_rows):
+        count = min(tile_rows, first_row + num_rows - start)
         block_t = left_t[:, start : start + count]
         minima = group_minima[:, :, :count]
         for tile_index in range(num_tiles):
@@ -168,7 +187,6 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
         block = left[start : start + count]
         group_scores = torch.bmm(block[:, None, :], grouped_codes_t.index_select(0, best_group))[:, 0]
         out[start : start + count] = best_group * group + torch.min(group_scores, dim=1).indices
-    return out.clamp_(max=num_codes - 1)
 
 
 @torch.no_grad()
@@ -182,9 +200,10 @@ def nearest_code(
     ``vectors``: (N, d); ``codebook``: (K, d). Returns a LongTensor (N,), the first index on ties.
     ``argmin ||v - c||^2 = argmin (||c||^2 - 2 v.c)``: the ``||v||^2`` term is constant per
     row, so it is dropped. The rest is one matmul of augmented matrices,
-    ``[v, 1] @ [[-2 C^T], [||c||^2]]``, so no broadcast add pass is needed. The temporaries are
-    one score tile of at most ``min(max_elements, TILE_ROWS * TILE_CODES)`` floats, the group
-    minima of one block of rows (``K / GROUP`` floats a row) and copies of the inputs' size.
+    ``[v, 1] @ [[-2 C^T], [||c||^2]]``, so no broadcast add pass is needed. The temporaries are,
+    per CPU worker thread (``torch.get_num_threads()`` of them, each searching whole blocks of rows),
+    one score tile of at most ``min(max_elements, TILE_ROWS * TILE_CODES)`` floats and the group
+    minima of one block of rows (``K / GROUP`` floats a row); and copies of the inputs' size.
     """
     if vectors.ndim != 2 or codebook.ndim != 2 or vectors.shape[1] != codebook.shape[1]:
         raise ValueError(
