@@ -1,6 +1,6 @@
 """A small, repeatable TiTok run on a CPU: the ImageNet-256 benchmark's single-stage setting vs ours.
 
-    python examples/titok_small_run.py            # about 35 minutes on one thread of this project's 2-core CPU;
+    python examples/titok_small_run.py            # about 37 minutes on one thread of this project's 2-core CPU;
                                                   # writes docs/titok_small_run.{png,json,md}
     python examples/titok_small_run.py --quick    # seconds: the same pipeline at toy size (what CI runs)
     python examples/titok_small_run.py --variants ours --seeds 0 --steps 1500 --output-dir /tmp/probe  # one arm
@@ -84,7 +84,7 @@ HELD_OUT_SOURCES = (("skimage", "chelsea"), ("sklearn", "flower.jpg"), ("skimage
 DETAIL_GAIN = 10  # contrast gain of the grid's last rows
 GRID_ZOOM = 2  # the grid shows each 32 px image at 64 px (nearest neighbour), so the 4 px cells can be seen
 LEARNING_RATE = 2e-3
-DEFAULT_STEPS = 3000  # set from the probes (README)
+DEFAULT_STEPS = 3000  # the four runs then take about 37 minutes on one thread (README)
 
 # -- the scale-down (the module docstring's table) --------------------------------------------
 IMAGE_SIZE = 32
