@@ -720,9 +720,15 @@ def machine_lines(quick: bool, load_before: tuple) -> list:
         f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); GPU: "
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (GPU figures were not measured)"),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- Load average (1, 5, 15 min) at the start: {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f}; "
-        f"at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other jobs shared the machine when above ~0)",
+        load_line(load_before),
     ]
+
+
+def load_line(load_before: tuple) -> str:
+    """The load averages when the run started and now (call it when the run ends)."""
+    return (f"- Load average (1, 5, 15 min) at the start: {load_before[0]:.2f}, {load_before[1]:.2f}, "
+            f"{load_before[2]:.2f}; at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+            "(other jobs shared the machine when above ~0)")
 
 
 def main(argv=None):
@@ -1110,6 +1116,9 @@ def main(argv=None):
               "training step and the FID extraction ran on random weights of the same networks, which costs the "
               "same time but says nothing about the values.", ""]
     lines += ["## Summary", "", SUMMARY_START, "| benchmark | result |", "|---|---|", *summary_rows, SUMMARY_END, ""]
+    # The machine section was written after the first case: its "at the end" load is only known now.
+    load_index = next(i for i, line in enumerate(lines) if line.startswith("- Load average"))
+    lines[load_index] = load_line(load_before)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines)

@@ -5,6 +5,7 @@ are not multiples of any of the kernel's blocks: 16-row blocks, 4-code blocks, 6
 (non-AVX) build; and the selection: unknown names, the environment variable, no compiler, a failing compiler, the
 dimension limit. The kernel is compiled once per test session into a temporary cache."""
 
+import os
 import platform
 
 import numpy as np
@@ -183,3 +184,61 @@ def test_failing_compiler_leaves_no_partial_library_and_the_cache_is_reused(kern
     modified = path.stat().st_mtime_ns
     assert fused_search.build() == path and path.stat().st_mtime_ns == modified
     assert fused_search.library_path(fused_search._compiler(), ("-O1",)) != path  # other flags, another library
+
+
+def cached_copy(kernel_cache, tmp_path, monkeypatch):
+    """The session's library copied into a fresh cache (same name: found there, not rebuilt), owner-only modes."""
+    path = fused_search.build()  # the session's (HF_VQ_CACHE is the session cache here)
+    monkeypatch.setenv("HF_VQ_CACHE", str(tmp_path))
+    copy = fused_search.library_path(fused_search._compiler(), fused_search.COMPILE_FLAGS)
+    assert copy.parent.parent == tmp_path
+    copy.parent.mkdir(mode=0o700, parents=True)
+    copy.write_bytes(path.read_bytes())
+    copy.chmod(0o755)
+    return path, copy
+
+
+@pytest.mark.skipif(platform.system() == "Windows", reason="POSIX owners and modes")
+def test_a_cached_library_others_could_change_is_refused_not_loaded(kernel_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_VQ_CACHE", kernel_cache)
+    original, copy = cached_copy(kernel_cache, tmp_path, monkeypatch)
+    assert fused_search.build() == copy  # the copy is trusted as it is: found, loadable
+    fused_search.FusedKernel(copy)
+    for mode in (0o775, 0o757):
+        copy.chmod(mode)
+        with pytest.raises(fused_search.KernelBuildError, match=r"cached file .* writable by the group or by everyone"):
+            fused_search.build()
+        with pytest.raises(fused_search.KernelBuildError, match="Refusing to load"):
+            fused_search.FusedKernel(copy)  # the loader checks too, not only the cache lookup
+    assert copy.read_bytes() == original.read_bytes()  # refused, not rebuilt over
+    copy.chmod(0o755)
+    copy.parent.chmod(0o777)
+    with pytest.raises(fused_search.KernelBuildError, match=r"cached folder .* writable by the group or by everyone"):
+        fused_search.build()
+    copy.parent.chmod(0o700)
+    monkeypatch.setattr(fused_search, "_trusted_owners", lambda: {copy.stat().st_uid + 1})
+    with pytest.raises(fused_search.KernelBuildError, match=f"belongs to another user \\(uid {copy.stat().st_uid}\\)"):
+        fused_search.build()
+
+
+@pytest.mark.skipif(platform.system() == "Windows", reason="POSIX links and modes")
+def test_a_link_in_place_of_the_cached_library_is_refused(kernel_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_VQ_CACHE", kernel_cache)
+    _, copy = cached_copy(kernel_cache, tmp_path, monkeypatch)
+    target = tmp_path / "elsewhere.so"
+    copy.rename(target)
+    copy.symlink_to(target)
+    with pytest.raises(fused_search.KernelBuildError, match="is not a regular file"):
+        fused_search.build()
+
+
+@pytest.mark.skipif(platform.system() == "Windows", reason="POSIX umask")
+def test_a_fresh_build_is_writable_only_by_its_owner_whatever_the_umask(kernel_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_VQ_CACHE", str(tmp_path))
+    previous = os.umask(0o002)  # a umask that leaves new files group-writable
+    try:
+        path = fused_search.build()
+    finally:
+        os.umask(previous)
+    assert not path.stat().st_mode & 0o022 and not path.parent.stat().st_mode & 0o022
+    fused_search.check_trusted(path)  # our own build passes our own check

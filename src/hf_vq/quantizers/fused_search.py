@@ -11,7 +11,8 @@ How it is built: the system C compiler (``$CC``, else ``cc``, else ``gcc``) with
 ``$HF_VQ_CACHE/kernels/<digest>.so`` (default ``~/.cache/hf_vq/kernels``); the digest covers the sources, the
 compiler's identity, the flags and the CPU's feature flags (``-march=native`` code must not run on another CPU),
 so a changed source or machine compiles again. The file is written under a temporary name and renamed, so a
-concurrent or interrupted build never leaves a partial library behind. Rows are split across
+concurrent or interrupted build never leaves a partial library behind. A cached library is loaded only if it and
+its folder belong to this user (or root) and nobody else can write them (``check_trusted``). Rows are split across
 ``torch.get_num_threads()`` Python threads (ctypes releases the GIL during the call).
 """
 
@@ -20,6 +21,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -79,13 +81,45 @@ def library_path(compiler: str, flags: tuple) -> Path:
     return hf_vq_cache_dir() / "kernels" / f"nearest_code-{digest.hexdigest()[:24]}.so"
 
 
+def _trusted_owners() -> set:
+    """User ids whose files may be loaded as code: this process's user and root."""
+    return {os.getuid(), 0}
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse to load a library that someone else could have put or changed there.
+
+    Loading a shared library runs its code. The cached file and its folder must be this user's (or root's), a plain
+    file (not a link) and writable by nobody else; a file that fails is reported, never rebuilt over or loaded."""
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): nothing to compare
+        return
+    trusted_owners = _trusted_owners()
+    for item, kind in ((path.parent, "folder"), (path, "file")):
+        info = item.lstat()
+        problem = None
+        if kind == "file" and not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file (a link or something else)"
+        elif info.st_uid not in trusted_owners:
+            problem = f"belongs to another user (uid {info.st_uid})"
+        elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problem = f"is writable by the group or by everyone (mode {stat.filemode(info.st_mode)})"
+        if problem:
+            raise KernelBuildError(
+                f"Refusing to load the fused CPU search kernel: the cached {kind} {item} {problem}, so someone else "
+                f"could have changed the code it runs. Fix: delete {path} and make {path.parent} yours and writable "
+                "only by you (chmod go-w), or point HF_VQ_CACHE at a folder only you can write; the kernel is then "
+                "compiled again."
+            )
+
+
 def build(compiler: str | None = None, flags: tuple = COMPILE_FLAGS) -> Path:
     """Compile the kernel into the cache unless it is there already; returns the library's path."""
     compiler = compiler or _compiler()
     path = library_path(compiler, flags)
     if path.exists():
+        check_trusted(path)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".so.partial")
     os.close(handle)
     try:
@@ -98,6 +132,7 @@ def build(compiler: str | None = None, flags: tuple = COMPILE_FLAGS) -> Path:
                 "gcc) or set CC to one; or use the default search with "
                 "hf_vq.quantizers.nearest.set_cpu_search_kernel('tiled')."
             )
+        os.chmod(temporary, 0o755)  # whatever the umask: nobody else may write the code we load
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -109,6 +144,7 @@ class FusedKernel:
     """The loaded library: ``first_argmin(left, right)`` and its register-block sizes."""
 
     def __init__(self, path: Path):
+        check_trusted(path)
         self.library = ctypes.CDLL(str(path))
         self.rows_per_block = ctypes.c_int.in_dll(self.library, "hf_vq_rows_per_block").value
         self.codes_per_block = ctypes.c_int.in_dll(self.library, "hf_vq_codes_per_block").value
