@@ -1,5 +1,6 @@
 """examples/titok_small_run.py: its repeated-pattern measure against numpy's FFT and on synthetic images
-(a pattern tiled over a photograph scores high, the photograph alone does not), and its --quick run."""
+(a pattern tiled over a photograph scores high, the photograph alone does not), its no-tokenizer baselines against
+numpy + scikit-image, its scale-down against the 256 px models' configs, and its --quick run."""
 
 import importlib.util
 import json
@@ -81,22 +82,81 @@ def test_trivial_baselines_against_skimage():
     """The no-tokenizer rows, rebuilt with numpy and scored with scikit-image's PSNR on [0, 1] images."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    photos = photo_crops().float()
-    baselines = small_run.trivial_baselines(photos, 16)
+    photos = photo_crops().float()  # 64 px: 16 tokens -> 16 blocks of 16 px; 8 px decoder cells -> 64 cells
+    baselines = small_run.trivial_baselines(photos, 8, 16)
     unit = (photos.numpy() + 1) / 2
-    cells = unit.reshape(4, 3, 4, 16, 4, 16).mean(axis=(3, 5), keepdims=True)
+
+    def numpy_block_means(block):
+        n = 64 // block
+        means = unit.reshape(4, 3, n, block, n, block).mean(axis=(3, 5), keepdims=True)
+        return np.broadcast_to(means, (4, 3, n, block, n, block)).reshape(unit.shape)
+
     references = {
         "mean image of all crops": np.broadcast_to(unit.mean(axis=0, keepdims=True), unit.shape),
         "each crop's mean colour": np.broadcast_to(unit.mean(axis=(2, 3), keepdims=True), unit.shape),
-        "each crop's 16 px cell means": np.broadcast_to(cells, (4, 3, 4, 16, 4, 16)).reshape(unit.shape),
+        "each crop's 16 block means (16 px; token budget)": numpy_block_means(16),
+        "each crop's 64 decoder-cell means (8 px; above the token budget)": numpy_block_means(8),
     }
-    assert set(baselines) == set(references)
+    assert list(baselines) == list(references)
     for name, images in references.items():
         expected = np.mean([peak_signal_noise_ratio(o, r, data_range=1) for o, r in zip(unit, images)])
         assert baselines[name]["psnr"] == pytest.approx(expected, abs=1e-3), name
     # Finer detail kept -> higher PSNR (a sanity order that every photograph satisfies).
     order = [baselines[name]["psnr"] for name in references]
     assert order == sorted(order)
+    with pytest.raises(ValueError, match="square grid of blocks"):
+        small_run.trivial_baselines(photos, 8, 15)
+    with pytest.raises(ValueError, match="not a multiple of the block size"):
+        small_run.block_means(photos[..., :60, :60], 16)
+
+
+def small_config(variant):
+    from hf_vq.models.titok import TiTokConfig
+
+    return TiTokConfig(**{k: v for k, v in small_run.model_section(variant, quick=False).items() if k != "model_type"})
+
+
+def head_ratios(config) -> tuple:
+    """(tokens per decoder cell, decoder width / pixel-head outputs, encoder width / pixel-head outputs,
+    decoder depth / encoder depth), from a TiTokConfig's own fields."""
+    head_outputs = config.decoder_patch_size**2 * config.num_channels
+    return (config.num_latent_tokens / config.decoder_grid_size**2, config.decoder_hidden_size / head_outputs,
+            config.encoder_hidden_size / head_outputs, config.decoder_num_layers / config.encoder_num_layers)
+
+
+def test_the_small_run_keeps_the_256px_models_pixel_head_ratios():
+    """Each arm's model has the ratios of its 256 px model: the official single-stage TiTok-BL-64-VQ8k (ViT-B
+    encoder, ViT-L decoder) for ours, ViT-B / ViT-B with 16 px patches and 64 tokens for the benchmark."""
+    from hf_vq.models.titok import TiTokConfig
+
+    official = TiTokConfig.titok_bl64_vq8k(image_size=256)
+    benchmark_page = TiTokConfig.from_official_sizes("base", "base", image_size=256, num_latent_tokens=64, decoder_type="pixel")
+    for variant, reference in (("ours", official), ("benchmark", benchmark_page)):
+        small = small_config(variant)
+        assert head_ratios(small) == pytest.approx(head_ratios(reference)), variant
+        assert small.patch_size == small.decoder_patch_size and small.grid_size == small.decoder_grid_size
+        assert small_run.scale_ratios(variant) == pytest.approx(dict(zip(
+            ("tokens_per_decoder_cell", "decoder_width_over_head_outputs", "encoder_width_over_head_outputs",
+             "decoder_over_encoder_depth"), head_ratios(small))))
+    assert head_ratios(small_config("ours"))[:2] == pytest.approx((0.25, 4 / 3))
+    # The quantizers are the ones each recipe uses (not shrunk).
+    assert (small_config("ours").codebook_dim, small_config("ours").l2_norm) == (official.codebook_dim, official.l2_norm)
+    assert (small_config("benchmark").codebook_dim, small_config("benchmark").l2_norm) == (12, True)
+
+
+def test_checks_hand_case():
+    report = {
+        "input_periodic_fraction": 0.05,
+        "baselines": {"each crop's mean colour": {"psnr": 17.0}, "each crop's 16 block means (8 px; token budget)": {"psnr": 19.0},
+                      "each crop's 64 decoder-cell means (4 px; above the token budget)": {"psnr": 25.0}},
+        "metrics": {"a": {"psnr": 20.0, "periodic_fraction": 0.1, "periodic_energy_ratio": 1.0},
+                    "b": {"psnr": 18.0, "periodic_fraction": 0.11, "periodic_energy_ratio": 1.2}},
+    }
+    checks = small_run.checks(report)
+    assert checks["a"] == {"beats_mean_colour": True, "beats_token_budget_blocks": True,
+                           "periodic_fraction_near_photographs": True, "periodic_energy_ratio_at_most_about_1": True}
+    assert checks["b"] == {"beats_mean_colour": True, "beats_token_budget_blocks": False,
+                           "periodic_fraction_near_photographs": False, "periodic_energy_ratio_at_most_about_1": False}
 
 
 def test_token_diversity_hand_case():
@@ -109,7 +169,8 @@ def test_token_diversity_hand_case():
 def test_held_out_crops_come_from_other_photographs():
     assert not set(small_run.TRAIN_SOURCES) & set(small_run.HELD_OUT_SOURCES)
     crops = small_run.random_crops(small_run.HELD_OUT_SOURCES, 4, seed=1)
-    assert [crop.size for crop in crops] == [(64, 64)] * 4 and all(crop.mode == "RGB" for crop in crops)
+    size = small_run.IMAGE_SIZE
+    assert [crop.size for crop in crops] == [(size, size)] * 4 and all(crop.mode == "RGB" for crop in crops)
 
 
 def test_quick_run_writes_grid_metrics_and_table(tmp_path):
@@ -117,13 +178,24 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
-    assert set(report["metrics"]) == {"benchmark, seed 0", "ours, seed 0"}
+    assert set(report["metrics"]) == {"benchmark, seed 0", "ours, seed 0"} == set(report["checks"])
     for row in report["metrics"].values():
         assert all(np.isfinite(value) for value in row.values())
         assert row["periodic_energy_ratio"] >= 0 and 0 < row["distinct_codes_per_position"] <= 1
         assert 0 < row["codebook_usage"] <= 1
     assert report["variants"]["benchmark"]["l2_norm"] and not report["variants"]["ours"]["l2_norm"]
-    # 5 rows (held-out crops, benchmark setting, ours, both with amplified detail) of 8 images of 64 px.
+    assert report["variants"]["ours"]["decoder_hidden_size"] > report["variants"]["benchmark"]["decoder_hidden_size"]
+    # 5 rows (held-out crops, benchmark setting, ours, both with amplified detail) of 8 images of 32 px shown at 64 px.
     assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 5 * 65 + 1)
-    assert "benchmark page" in (tmp_path / "titok_small_run.md").read_text()
-    assert "each crop's mean colour" in report["baselines"] and "no tokenizer" in (tmp_path / "titok_small_run.md").read_text()
+    table = (tmp_path / "titok_small_run.md").read_text()
+    assert "benchmark page" in table and "no tokenizer" in table and "Checks" in table
+    assert "each crop's mean colour" in report["baselines"] and any("token budget)" in name for name in report["baselines"])
+
+
+def test_one_arm_and_seed_on_request(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "ours",
+                           "--seeds", "1", "--steps", "2", "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "titok_small_run.json").read_text())
+    assert list(report["metrics"]) == ["ours, seed 1"] and report["steps"] == 2
+    assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 3 * 65 + 1)
