@@ -11,7 +11,7 @@ machine at this moment: compare them with each other, within one run.
 
 Why: on torch's own threads the tiled search is hundreds of short parallel regions, and each waits at OpenMP's
 barrier for the thread whose core is taken; the workers meet once per call. README.md ("A busy core no longer
-stalls the search") quotes one run.
+stalls large searches") quotes one run.
 """
 
 import argparse
@@ -56,7 +56,8 @@ def run_case(kind: str, size: tuple, env_extra: dict) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, nargs=3, default=(16384, 16384, 8), metavar=("N", "K", "D"))
+    parser.add_argument("--size", type=int, nargs=3, default=(16384, 16384, 8), metavar=("N", "K", "D"),
+                        help="vectors, codes, dim (the workers run from nearest.WORKERS_MIN_PRODUCT multiply-adds on)")
     args = parser.parse_args(argv)
     default_threads = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     cases = [

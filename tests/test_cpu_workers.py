@@ -68,6 +68,7 @@ def test_workers_run_in_the_callers_grad_and_inference_mode(two_threads, monkeyp
     with torch.inference_mode():
         assert cpu_workers.run_row_parts(4, 1, modes) == [(False, True)] * 2
     monkeypatch.setattr(nearest_module, "TILE_ROWS", 16)  # several blocks: the workers write the caller's output
+    monkeypatch.setattr(nearest_module, "WORKERS_MIN_PRODUCT", 0)
     vectors, codebook = torch.randn(100, 4), torch.randn(300, 4)
     expected = nearest_code(vectors, codebook)
     with torch.inference_mode():
@@ -75,7 +76,7 @@ def test_workers_run_in_the_callers_grad_and_inference_mode(two_threads, monkeyp
 
 
 def search_in_child(queue, vectors, codebook):
-    torch.set_num_threads(2)
+    torch.set_num_threads(2)  # (the fork kept the parent's patched tile and threshold settings)
     queue.put(nearest_code(vectors, codebook).tolist())  # a list: no shared-memory handle outliving the child
 
 
@@ -83,6 +84,7 @@ def test_a_forked_child_searches_with_its_own_workers(two_threads, monkeypatch):
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork on this platform")
     monkeypatch.setattr(nearest_module, "TILE_ROWS", 16)  # several blocks of rows: the workers run
+    monkeypatch.setattr(nearest_module, "WORKERS_MIN_PRODUCT", 0)
     vectors, codebook = torch.randn(100, 4), torch.randn(300, 4)
     expected = nearest_code(vectors, codebook)  # the parent's pool exists now
     context = multiprocessing.get_context("fork")
@@ -96,3 +98,15 @@ def test_a_forked_child_searches_with_its_own_workers(two_threads, monkeypatch):
         if child.is_alive():
             child.kill()
     assert found == expected.tolist()
+
+
+def test_only_searches_of_at_least_workers_min_product_use_the_workers(two_threads, monkeypatch):
+    calls = []
+    monkeypatch.setattr(nearest_module, "run_row_parts", lambda num_rows, align, function: calls.append(num_rows)
+                        or cpu_workers.run_row_parts(num_rows, align, function))
+    vectors, codebook = torch.randn(100, 4), torch.randn(300, 4)  # 100 x 320 padded codes x 5 = 160,000
+    expected = nearest_code(vectors, codebook)
+    monkeypatch.setattr(nearest_module, "WORKERS_MIN_PRODUCT", 160_001)
+    assert torch.equal(nearest_code(vectors, codebook), expected) and calls == []
+    monkeypatch.setattr(nearest_module, "WORKERS_MIN_PRODUCT", 160_000)
+    assert torch.equal(nearest_code(vectors, codebook), expected) and calls == [100]

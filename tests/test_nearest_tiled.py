@@ -25,6 +25,7 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(nearest_module, "_cache_tiles", lambda device: False)
         return request.param
     rows, codes, group = request.param
+    monkeypatch.setattr(nearest_module, "WORKERS_MIN_PRODUCT", 0)  # these small cases too run in the row workers
     monkeypatch.setattr(nearest_module, "TILE_ROWS", rows)
     monkeypatch.setattr(nearest_module, "TILE_CODES", codes)
     monkeypatch.setattr(nearest_module, "GROUP", group)

@@ -21,10 +21,11 @@ first index of the minimum score, as a plain ``argmin`` over all codes would giv
 scores are recomputed with a different summation order than the matmul's, so two codes whose
 float32 scores differ only by rounding may resolve either way: "up to ties".)
 
-Threads: the rows are split into whole blocks per thread of ``torch.get_num_threads()``, each searched by a
-worker that runs torch on one thread (``utils/cpu_workers.py``): torch's own threads would meet at a barrier after
-every one of the search's short ops, and when another process holds a core each barrier waits for it (17-22x
-slower, measured with ``benchmarks/contention.py``).
+Threads: from ``WORKERS_MIN_PRODUCT`` multiply-adds on, the rows are split into whole blocks per thread of
+``torch.get_num_threads()``, each searched by a worker that runs torch on one thread (``utils/cpu_workers.py``):
+torch's own threads meet at a barrier after every one of the search's short ops, and when another process holds a
+core each barrier waits for it (17-35x slower, ``benchmarks/contention.py``). Smaller calls keep torch's threads
+(the workers were slower there on an idle machine).
 
 Where the time goes (dim 8, one thread, 16,384 or 100,000 codes): mostly the matmul itself. Its
 inner dimension is only ``d + 1 = 9``, so each output float costs 18 FLOPs and must be stored;
@@ -63,6 +64,14 @@ TILE_ROWS = 256
 TILE_CODES = 2048
 # Codes per group of the reduction (a codebook smaller than this is one group).
 GROUP = 64
+
+# The tiled search runs in single-threaded workers (utils/cpu_workers.py) from this many multiply-adds
+# (rows x codes x (d + 1)) on. Measured on the 2-core benchmark machine at 2 threads, interleaved in one process:
+# idle, the workers were 1.08-1.20x faster than torch's own threads from 2.4e9 up (16,384 x 16,384 x 8,
+# 4,096 x 100,000 x 8, 2,048 x 16,384 x 256) but 0.57-0.96x below 1e9 (2,048-4,096 x 16,384 x 8, 4,096 x 1,024 x 64:
+# each worker then ran about as slowly as one thread doing all the rows); with another process holding a core
+# they were 17-35x faster at 16,384 x 16,384 and 4,096 x 100,000. Smaller calls keep torch's threads.
+WORKERS_MIN_PRODUCT = 2**31
 
 CPU_SEARCH_KERNELS = ("tiled", "fused")
 CPU_SEARCH_ENVIRONMENT_VARIABLE = "HF_VQ_CPU_SEARCH"
@@ -153,9 +162,12 @@ def _first_argmin_of_products(left: torch.Tensor, right: torch.Tensor, max_eleme
     def search_rows(start: int, count: int) -> None:
         _tiled_search(left, left_t, codes, grouped_codes_t, tile_codes, tile_rows, out, start, count)
 
-    # Whole blocks of rows per worker thread, each on one core with no barrier between its many short ops
-    # (torch's own threads stall at every op when another process holds a core: utils/cpu_workers.py).
-    run_row_parts(num_rows, tile_rows, search_rows)
+    if num_rows * codes.shape[0] * left.shape[1] >= WORKERS_MIN_PRODUCT:
+        # Whole blocks of rows per worker thread, each on one core with no barrier between its many short ops
+        # (torch's own threads stall at every op when another process holds a core: utils/cpu_workers.py).
+        run_row_parts(num_rows, tile_rows, search_rows)
+    else:
+        search_rows(0, num_rows)
     return out.clamp_(max=num_codes - 1)
 
 
