@@ -46,8 +46,13 @@ print(json.dumps({"best": min(times[1:]), "threads": torch.get_num_threads()}))
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
 
 
+def base_environment() -> dict:
+    """This process's environment without the thread settings the cases choose themselves."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+
+
 def run_case(kind: str, size: tuple, env_extra: dict) -> dict:
-    env = {**os.environ, **env_extra}
+    env = {**base_environment(), **env_extra}
     done = subprocess.run([sys.executable, "-c", CASE, kind, *map(str, size)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1]}
@@ -59,7 +64,6 @@ def main(argv=None):
     parser.add_argument("--size", type=int, nargs=3, default=(16384, 16384, 8), metavar=("N", "K", "D"),
                         help="vectors, codes, dim (the workers run from nearest.WORKERS_MIN_PRODUCT multiply-adds on)")
     args = parser.parse_args(argv)
-    default_threads = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     cases = [
         ("tiled (default: row blocks in single-threaded workers), default threads", "tiled", {}),
         ("tiled (default), one thread", "tiled", {"OMP_NUM_THREADS": "1"}),
@@ -70,9 +74,7 @@ def main(argv=None):
         ("torch.cdist + argmin, default threads", "cdist", {}),
         ("torch.cdist + argmin, one thread", "cdist", {"OMP_NUM_THREADS": "1"}),
     ]
-    os.environ.clear()
-    os.environ.update(default_threads)
-    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], env=base_environment())
     try:
         time.sleep(3)  # the busy process has imported torch and is multiplying
         print(f"{os.cpu_count()} cores, one busy process; load average {os.getloadavg()[0]:.2f}; "
