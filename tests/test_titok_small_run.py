@@ -69,6 +69,30 @@ def test_a_pattern_tiled_over_a_photograph_scores_high_and_the_photograph_alone_
         small_run.cell_periodic_component(photos[..., :60], 8)
 
 
+def test_smooth_images_score_high_so_reconstructions_are_compared_with_equally_smooth_photographs():
+    from scipy.ndimage import gaussian_filter
+
+    # Hand case: in a linear ramp every cell's zero-mean content is the same small ramp, so all of it is
+    # "periodic" although nothing is stamped.
+    ramp = (torch.arange(64, dtype=torch.float64) / 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    assert small_run.periodic_fraction(ramp, 8) == pytest.approx(1.0)
+    photos = photo_crops()
+    blurred = torch.from_numpy(gaussian_filter(photos.numpy(), sigma=(0, 0, 3.0, 3.0), mode="reflect"))
+    assert small_run.periodic_fraction(blurred, 4) > 3 * small_run.periodic_fraction(photos, 4)
+    # Round trip: the blur that gives the photographs the blurred images' in-cell detail is the one applied.
+    sigma, equally_smooth = small_run.equally_smooth_photographs(photos, blurred, 4)
+    assert sigma == pytest.approx(3.0, abs=1e-3)
+    np.testing.assert_allclose(equally_smooth.numpy(), blurred.numpy(), atol=1e-3)
+    # In-cell detail energy against numpy: mean square of each 4 x 4 cell's zero-mean content.
+    cells = blurred.numpy().reshape(4, 3, 16, 4, 16, 4)
+    detail = ((cells - cells.mean(axis=(3, 5), keepdims=True)) ** 2).mean(axis=(1, 2, 3, 4, 5))
+    np.testing.assert_allclose(small_run.cell_detail_energy(blurred, 4).numpy(), detail, rtol=1e-12)
+    # Reconstructions with more detail than the photographs (added noise) are compared with the photographs.
+    noisy = photos + 0.2 * torch.randn(photos.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma, reference = small_run.equally_smooth_photographs(photos, noisy, 4)
+    assert sigma == 0 and torch.equal(reference, photos)
+
+
 def test_amplified_detail_keeps_the_mean_and_scales_the_rest():
     image = torch.full((1, 3, 4, 4), 0.2)
     image[..., 0, 0] = 0.3  # one pixel 0.1 above the rest
@@ -149,14 +173,20 @@ def test_checks_hand_case():
         "input_periodic_fraction": 0.05,
         "baselines": {"each crop's mean colour": {"psnr": 17.0}, "each crop's 16 block means (8 px; token budget)": {"psnr": 19.0},
                       "each crop's 64 decoder-cell means (4 px; above the token budget)": {"psnr": 25.0}},
-        "metrics": {"a": {"psnr": 20.0, "periodic_fraction": 0.1, "periodic_energy_ratio": 1.0},
-                    "b": {"psnr": 18.0, "periodic_fraction": 0.11, "periodic_energy_ratio": 1.2}},
+        "metrics": {"a": {"psnr": 20.0, "periodic_fraction": 0.1, "equally_smooth_periodic_fraction": 0.05,
+                          "periodic_energy_ratio": 1.0},
+                    "b": {"psnr": 18.0, "periodic_fraction": 0.11, "equally_smooth_periodic_fraction": 0.054,
+                          "periodic_energy_ratio": 1.2}},
     }
     checks = small_run.checks(report)
     assert checks["a"] == {"beats_mean_colour": True, "beats_token_budget_blocks": True,
-                           "periodic_fraction_near_photographs": True, "periodic_energy_ratio_at_most_about_1": True}
+                           "periodic_fraction_near_photographs": True,
+                           "periodic_fraction_near_equally_smooth_photographs": True,
+                           "periodic_energy_ratio_at_most_about_1": True}
     assert checks["b"] == {"beats_mean_colour": True, "beats_token_budget_blocks": False,
-                           "periodic_fraction_near_photographs": False, "periodic_energy_ratio_at_most_about_1": False}
+                           "periodic_fraction_near_photographs": False,
+                           "periodic_fraction_near_equally_smooth_photographs": False,
+                           "periodic_energy_ratio_at_most_about_1": False}
 
 
 def test_token_diversity_hand_case():
@@ -190,6 +220,21 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
     table = (tmp_path / "titok_small_run.md").read_text()
     assert "benchmark page" in table and "no tokenizer" in table and "Checks" in table
     assert "each crop's mean colour" in report["baselines"] and any("token budget)" in name for name in report["baselines"])
+
+
+def test_parallel_jobs_give_the_same_metrics_as_one_after_the_other(tmp_path):
+    """--jobs 2 trains the runs in two spawned processes: the same seeds give the same metrics, in the same order."""
+    reports = []
+    for jobs in (1, 2):
+        command = [sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--seeds", "0", "1", "--steps", "2",
+                   "--variants", "ours", "--jobs", str(jobs), "--output-dir", str(tmp_path / str(jobs))]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        reports.append(json.loads((tmp_path / str(jobs) / "titok_small_run.json").read_text()))
+    assert list(reports[1]["metrics"]) == ["ours, seed 0", "ours, seed 1"] == list(reports[0]["metrics"])
+    for name, row in reports[0]["metrics"].items():
+        assert reports[1]["metrics"][name] == pytest.approx(row, rel=1e-4)
+    assert reports[0]["metrics"]["ours, seed 0"]["psnr"] != reports[0]["metrics"]["ours, seed 1"]["psnr"]
 
 
 def test_one_arm_and_seed_on_request(tmp_path):
