@@ -93,6 +93,23 @@ def test_smooth_images_score_high_so_reconstructions_are_compared_with_equally_s
     assert sigma == 0 and torch.equal(reference, photos)
 
 
+def test_cell_border_jumps_hand_cases():
+    # Cells painted as flat patches: every jump sits on a border (inside a cell nothing changes).
+    patches = torch.arange(16, dtype=torch.float64).view(1, 1, 4, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert small_run.cell_border_jump_ratio(patches + 1e-3 * torch.randn(1, 1, 16, 16, dtype=torch.float64), 4) > 100
+    # A linear ramp changes by the same step everywhere: borders are not special.
+    ramp = torch.arange(16, dtype=torch.float64).view(1, 1, 1, 16).expand(1, 3, 16, 16)
+    assert small_run.cell_border_jump_ratio(ramp, 4) == pytest.approx(1.0)
+    # Hand case: rows 0 1 2 3 | 6 7 8 9 (cells of 4): horizontal jumps 1, 1, 1, [3], 1, 1, 1, columns constant.
+    # Across borders: 8 horizontal pairs of 9 and 8 vertical pairs of 0 (mean 4.5); inside: 48 of 1 and 48 of 0 (0.5).
+    row = torch.tensor([0.0, 1, 2, 3, 6, 7, 8, 9], dtype=torch.float64).view(1, 1, 1, 8).expand(1, 1, 8, 8)
+    assert small_run.cell_border_jump_ratio(row, 4) == pytest.approx(4.5 / 0.5)
+    # Photographs: borders of a 4 px lattice are not special.
+    assert 0.7 < small_run.cell_border_jump_ratio(photo_crops(), 4) < 1.4
+    with pytest.raises(ValueError, match="not a multiple of the cell size"):
+        small_run.cell_border_jump_ratio(photo_crops()[..., :62], 4)
+
+
 def test_amplified_detail_keeps_the_mean_and_scales_the_rest():
     image = torch.full((1, 3, 4, 4), 0.2)
     image[..., 0, 0] = 0.3  # one pixel 0.1 above the rest
