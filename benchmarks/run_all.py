@@ -689,7 +689,7 @@ def search_kernel_section(run, sizes, d: int, quick: bool):
     return lines + [""], summary
 
 
-def machine_lines(quick: bool, load_before: tuple) -> list:
+def machine_lines(quick: bool) -> list:
     import torch
 
     versions = {"python": platform.python_version(), "torch": torch.__version__}
@@ -720,7 +720,6 @@ def machine_lines(quick: bool, load_before: tuple) -> list:
         f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); GPU: "
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (GPU figures were not measured)"),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        load_line(load_before),
     ]
 
 
@@ -777,8 +776,9 @@ def main(argv=None):
     # -- the machine's limit -------------------------------------------------------------------
     matmul = run("matmul", {"size": 1024 if quick else 2048})
     flops_per_second = matmul["flops"] / matmul["low"] if "error" not in matmul else float("nan")
-    lines += ["## Machine", *machine_lines(quick, load_before),
-              f"- float32 matmul {1024 if quick else 2048}^2: {flops_per_second / 1e9:.1f} GFLOP/s (best run), "
+    lines += ["## Machine", *machine_lines(quick)]
+    load_index = len(lines)  # the load line's place: its "at the end" value is only known when the run ends
+    lines += ["", f"- float32 matmul {1024 if quick else 2048}^2: {flops_per_second / 1e9:.1f} GFLOP/s (best run), "
               f"median {matmul.get('flops', 0) / matmul.get('median', 1) / 1e9:.1f}", ""]
 
     # -- nearest-code search -------------------------------------------------------------------
@@ -1116,8 +1116,6 @@ def main(argv=None):
               "training step and the FID extraction ran on random weights of the same networks, which costs the "
               "same time but says nothing about the values.", ""]
     lines += ["## Summary", "", SUMMARY_START, "| benchmark | result |", "|---|---|", *summary_rows, SUMMARY_END, ""]
-    # The machine section was written after the first case: its "at the end" load is only known now.
-    load_index = next(i for i, line in enumerate(lines) if line.startswith("- Load average"))
     lines[load_index] = load_line(load_before)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,9 @@ def test_quick_run_writes_a_results_report(tmp_path):
                     "## FID feature extraction", "## Import time", "## Not measured here", "## Summary"):
         assert heading in text
     assert "mode: quick" in text and "GPU figures were not measured" in text
+    machine = text.split("## Machine", 1)[1].splitlines()
+    assert machine[4].startswith("- Load average (1, 5, 15 min) at the start:") and "at the end:" in machine[4]
+    assert machine[5].startswith("- float32 matmul")  # the load line keeps its place, after the versions
     assert text.count("official code not given") >= 3 + 1 + 1 + 1  # each tokenizer op, vq_train, train_c2i, generate
     rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
             for line in text.splitlines() if line.startswith("| ")}
