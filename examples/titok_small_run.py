@@ -126,6 +126,20 @@ def scale_ratios(variant: str, quick: bool = False) -> dict:
 
 
 # -- the repeated-pattern measure ------------------------------------------------------------
+def check_cell_size(images: torch.Tensor, cell: int) -> None:
+    h, w = images.shape[-2:]
+    if h % cell or w % cell:
+        raise ValueError(f"Image side {h} x {w} is not a multiple of the cell size {cell}.")
+
+
+def zero_mean_cells(images: torch.Tensor, cell: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H / cell, cell, W / cell, cell) in float64, each cell's mean removed per channel."""
+    check_cell_size(images, cell)
+    b, c, h, w = images.shape
+    cells = images.double().reshape(b, c, h // cell, cell, w // cell, cell)
+    return cells - cells.mean(dim=(3, 5), keepdim=True)
+
+
 def cell_periodic_component(images: torch.Tensor, cell: int) -> torch.Tensor:
     """What is painted identically into every ``cell`` x ``cell`` cell of each image: the mean over the
     cells of each cell's zero-mean content (mean removed per cell and channel). (B, C, H, W) -> (B, C, cell, cell).
@@ -135,12 +149,7 @@ def cell_periodic_component(images: torch.Tensor, cell: int) -> torch.Tensor:
     frequency (what ``tests/test_titok_small_run.py`` checks with numpy's FFT). A photograph's cells
     differ, so their average nearly cancels; a pattern stamped into every cell survives whole.
     """
-    b, c, h, w = images.shape
-    if h % cell or w % cell:
-        raise ValueError(f"Image side {h} x {w} is not a multiple of the cell size {cell}.")
-    cells = images.double().reshape(b, c, h // cell, cell, w // cell, cell)
-    cells = cells - cells.mean(dim=(3, 5), keepdim=True)
-    return cells.mean(dim=(2, 4))
+    return zero_mean_cells(images, cell).mean(dim=(2, 4))
 
 
 def periodic_energy(images: torch.Tensor, cell: int) -> torch.Tensor:
@@ -150,9 +159,7 @@ def periodic_energy(images: torch.Tensor, cell: int) -> torch.Tensor:
 
 def cell_detail_energy(images: torch.Tensor, cell: int) -> torch.Tensor:
     """Per image (B,): mean square of each cell's zero-mean content (the detail painted inside the cells)."""
-    b, c, h, w = images.shape
-    cells = images.double().reshape(b, c, h // cell, cell, w // cell, cell)
-    return (cells - cells.mean(dim=(3, 5), keepdim=True)).pow(2).mean(dim=(1, 2, 3, 4, 5))
+    return zero_mean_cells(images, cell).pow(2).mean(dim=(1, 2, 3, 4, 5))
 
 
 def periodic_fraction(images: torch.Tensor, cell: int) -> float:
@@ -172,9 +179,7 @@ def cell_border_jump_ratio(images: torch.Tensor, cell: int) -> float:
     cell border) over that between neighbours inside a cell, horizontal and vertical pairs pooled. About 1 when
     the borders are not special; above 1 when cells are painted as patches that do not join (a grid along the
     borders, which ``periodic_fraction`` misses when it is faint). Only the borders inside the image count."""
-    b, c, h, w = images.shape
-    if h % cell or w % cell:
-        raise ValueError(f"Image side {h} x {w} is not a multiple of the cell size {cell}.")
+    check_cell_size(images, cell)
     # Both directions as (..., pairs along the last axis): horizontal pairs, then vertical pairs transposed.
     jumps = torch.cat([images.double().diff(dim=3).pow(2), images.double().diff(dim=2).transpose(2, 3).pow(2)], dim=2)
     across = torch.zeros(jumps.shape[-1], dtype=torch.bool)
