@@ -191,19 +191,19 @@ def test_checks_hand_case():
         "baselines": {"each crop's mean colour": {"psnr": 17.0}, "each crop's 16 block means (8 px; token budget)": {"psnr": 19.0},
                       "each crop's 64 decoder-cell means (4 px; above the token budget)": {"psnr": 25.0}},
         "metrics": {"a": {"psnr": 20.0, "periodic_fraction": 0.1, "equally_smooth_periodic_fraction": 0.05,
-                          "periodic_energy_ratio": 1.0},
+                          "periodic_energy_ratio": 1.0, "blockiness": 1.2, "equally_smooth_blockiness": 1.0},
                     "b": {"psnr": 18.0, "periodic_fraction": 0.11, "equally_smooth_periodic_fraction": 0.054,
-                          "periodic_energy_ratio": 1.2}},
+                          "periodic_energy_ratio": 1.2, "blockiness": 1.3, "equally_smooth_blockiness": 1.08}},
     }
     checks = small_run.checks(report)
     assert checks["a"] == {"beats_mean_colour": True, "beats_token_budget_blocks": True,
                            "periodic_fraction_near_photographs": True,
                            "periodic_fraction_near_equally_smooth_photographs": True,
-                           "periodic_energy_ratio_at_most_about_1": True}
+                           "periodic_energy_ratio_at_most_about_1": True, "no_grid_along_cell_borders": True}
     assert checks["b"] == {"beats_mean_colour": True, "beats_token_budget_blocks": False,
                            "periodic_fraction_near_photographs": False,
                            "periodic_fraction_near_equally_smooth_photographs": False,
-                           "periodic_energy_ratio_at_most_about_1": False}
+                           "periodic_energy_ratio_at_most_about_1": False, "no_grid_along_cell_borders": False}
 
 
 def test_token_diversity_hand_case():
@@ -230,6 +230,7 @@ def test_quick_run_writes_grid_metrics_and_table(tmp_path):
         assert all(np.isfinite(value) for value in row.values())
         assert row["periodic_energy_ratio"] >= 0 and 0 < row["distinct_codes_per_position"] <= 1
         assert 0 < row["codebook_usage"] <= 1
+        assert row["blockiness"] > 0 and row["equally_smooth_blockiness"] > 0
     assert report["variants"]["benchmark"]["l2_norm"] and not report["variants"]["ours"]["l2_norm"]
     assert report["variants"]["ours"]["decoder_hidden_size"] > report["variants"]["benchmark"]["decoder_hidden_size"]
     # 5 rows (held-out crops, benchmark setting, ours, both with amplified detail) of 8 images of 32 px shown at 64 px.
