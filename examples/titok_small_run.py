@@ -4,6 +4,8 @@
                                                   # one thread each); writes docs/titok_small_run.{png,json,md}
     python examples/titok_small_run.py --quick    # seconds: the same pipeline at toy size (what CI runs)
     python examples/titok_small_run.py --variants ours --seeds 0 --steps 1500 --output-dir /tmp/probe  # one arm
+    python examples/titok_small_run.py --variants benchmark ours --seeds 0 --steps 3000 --gan-weight 0.1 \
+        --gan-start 1000 --jobs 2 --output-dir docs/titok_small_run_gan   # with the official GAN, shrunk (README)
 
 The run is a scale-down of the 256 px models that keeps their ratios where the benchmark page's artifact
 lives, the single-stage decoder's per-cell pixel head: each decoder grid cell's p x p x C pixels are one
@@ -56,11 +58,12 @@ neighbouring pixels across cell borders over those inside cells; a grid along th
 that do not join, which the periodic measures miss when it is faint; beside the equally smooth photographs'). Outputs:
 a grid (rows: held-out crops, then each (variant, seed)'s reconstructions, then the same again with their detail
 amplified ten times around each image's mean colour; shown enlarged ``GRID_ZOOM`` times, nearest neighbour), the
-metrics as JSON and a markdown table. LPIPS, the ConvNeXt perceptual term and the GAN are left out: their
-pretrained weights are not downloadable here. For scale, the same metrics of reconstructions that need no
-tokenizer (``trivial_baselines``): the mean of all crops, each crop's mean colour, its block means with as many
-blocks as tokens (the token budget) and its decoder-cell means (above the token budget). What a run this small
-shows is stated in the README; it is not ImageNet.
+metrics as JSON and a markdown table. LPIPS and the ConvNeXt perceptual term are left out: their pretrained
+weights are not downloadable here. The GAN needs none; it is left out by default and ``--gan-weight`` adds it.
+For scale, the same metrics of reconstructions that need no tokenizer (``trivial_baselines``): the mean of all
+crops, each crop's mean colour, its block means with as many blocks as tokens (the token budget) and its
+decoder-cell means (above the token budget). What a run this small shows is stated in the README; it is not
+ImageNet.
 """
 
 import argparse
@@ -313,7 +316,27 @@ def model_section(variant: str, quick: bool) -> dict:
     return {**section, "codebook_dim": 64, "l2_norm": False, "dead_code_restarts": True}
 
 
-def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool):
+# The official single-stage recipe's GAN, shrunk (``--gan-weight``): MaskBit's discriminator (the official one) at
+# its smallest width (32: its GroupNorms have 32 groups) with 2 downsampling stages for 32 px images (32 -> 16 -> 8),
+# hinge loss, a fixed (not adaptive) weight and LeCam 0.001 as in the official recipe; it sees the run's [-1, 1]
+# images.
+GAN_DISCRIMINATOR = {"hidden_channels": 32, "num_stages": 2, "blur_resample": True, "blur_kernel_size": 4,
+                     "zero_one_pixels": False}
+GAN_START_FRACTION = 200_000 / 650_000  # the official run starts the GAN at step 200k of 650k
+DISC_LEARNING_RATE = 1e-4  # the official discriminator's
+
+
+def gan_loss_section(weight: float, start: int) -> dict:
+    """The ``loss`` keys that add the shrunk official GAN from step ``start`` (none for weight 0)."""
+    if weight == 0:
+        return {}
+    return {"disc_weight": weight, "adaptive_disc_weight": False, "disc_start": start, "disc_loss": "hinge",
+            "discriminator": "maskbit", "discriminator_options": GAN_DISCRIMINATOR, "lecam_weight": 0.001}
+
+
+def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool,
+                  gan: dict | None = None):
+    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate"} of ``--gan-weight`` (None: L2 only)."""
     from accelerate.state import AcceleratorState
 
     from hf_vq.training import TrainConfig, run_training
@@ -323,8 +346,9 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
         "output_dir": str(output_dir / f"{variant}-seed{seed}"), "seed": seed, "model": model_section(variant, quick),
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "held_out"), "image_size": IMAGE_SIZE},
-        "loss": {"reconstruction": "mse"},
-        "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE, "optimizer": "adamw",
+        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"]) if gan else {})},
+        "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE,
+                     "disc_learning_rate": gan["disc_learning_rate"] if gan else None, "optimizer": "adamw",
                      "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine",
                      "warmup_steps": 0 if quick else 100, "max_grad_norm": 1.0, "log_every": max(1, steps // 10),
                      "report_to": "none", "overwrite": True},
@@ -334,14 +358,14 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
 
 
 def train_and_measure(variant: str, seed: int, data_dir: Path, steps: int, quick: bool, held_out: torch.Tensor,
-                      threads: int | None = None) -> tuple[dict, torch.Tensor, float]:
+                      threads: int | None = None, gan: dict | None = None) -> tuple[dict, torch.Tensor, float]:
     """One (variant, seed): train, then measure on the held-out crops. Returns (metrics, the first 8
     reconstructions, seconds per step with data loading and the final evaluation). ``threads``: torch threads
     of this run (``--jobs`` gives each parallel run its share of the cores)."""
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    result = train_variant(variant, seed, data_dir, data_dir / "runs", steps, quick)
+    result = train_variant(variant, seed, data_dir, data_dir / "runs", steps, quick, gan)
     seconds_per_step = (time.perf_counter() - start) / steps
     row, reconstructions = measure(result.model, held_out)
     return row, reconstructions[:8], seconds_per_step
@@ -452,7 +476,10 @@ def markdown(report: dict) -> str:
                    for name, row in report["checks"].items()]
     timing = ", ".join(f"{name} {seconds:.3f}" for name, seconds in report["seconds_per_step"].items())
     sigmas = ", ".join(f"{name} {row['equally_smooth_sigma']:.2f}" for name, row in report["metrics"].items())
-    return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed, "
+    gan = report["gan"]
+    losses = (f"L2 + GAN (weight {gan['weight']:g} from step {gan['start']}, discriminator learning rate "
+              f"{gan['disc_learning_rate']:g})" if gan else "L2 loss only")
+    return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
             f"{data['train_crops']} training crops ({IMAGE_SIZE} px) of {len(data['train_sources'])} photographs; "
             f"metrics on {data['held_out_crops']} held-out crops of {', '.join(data['held_out_sources'])}. "
             f"Encoder patches and decoder cells {scale['patch_size']} px, {scale['num_latent_tokens']} tokens "
@@ -477,6 +504,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once in separate processes, each on cores / jobs torch threads (default 1: "
                              "one after the other)")
+    parser.add_argument("--gan-weight", type=float, default=0.0,
+                        help="add the official recipe's GAN, shrunk (GAN_DISCRIMINATOR), with this fixed weight (official "
+                             "0.1; default 0: L2 only, the run the README reports)")
+    parser.add_argument("--gan-start", type=int, default=None,
+                        help="step at which the GAN starts (default: the official 200k / 650k of the steps)")
+    parser.add_argument("--disc-learning-rate", type=float, default=DISC_LEARNING_RATE,
+                        help=f"the discriminator's learning rate (default {DISC_LEARNING_RATE:g}, the official)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where the grid, metrics and table go (default docs/; --quick: a temporary folder)")
     args = parser.parse_args(argv)
@@ -485,6 +519,17 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--steps must be at least 1; got {steps}.")
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1; got {args.jobs}.")
+    gan = None
+    if args.gan_weight < 0 or args.disc_learning_rate <= 0:
+        raise SystemExit(f"--gan-weight must be at least 0 and --disc-learning-rate above 0; got {args.gan_weight} "
+                         f"and {args.disc_learning_rate}.")
+    if args.gan_weight > 0:
+        start = round(GAN_START_FRACTION * steps) if args.gan_start is None else args.gan_start
+        if not 0 <= start < steps:
+            raise SystemExit(f"--gan-start must be a step in [0, {steps}) so that the GAN trains; got {start}.")
+        gan = {"weight": args.gan_weight, "start": start, "disc_learning_rate": args.disc_learning_rate}
+    elif args.gan_start is not None:
+        raise SystemExit("--gan-start needs --gan-weight above 0 (without it no GAN is trained).")
     seeds = tuple(args.seeds) if args.seeds else (SEEDS[:1] if args.quick else SEEDS)
     variants = [v for v in VARIANTS if v in args.variants]
     output_dir = args.output_dir or (Path(tempfile.mkdtemp(prefix="titok_small_run_")) if args.quick else REPO / "docs")
@@ -501,11 +546,12 @@ def main(argv=None) -> dict:
         rows, shown, seconds_per_step = {}, [], {}
         with ExitStack() as stack:
             if args.jobs == 1:
-                results = (train_and_measure(variant, seed, data_dir, steps, args.quick, held_out) for variant, seed in runs)
+                results = (train_and_measure(variant, seed, data_dir, steps, args.quick, held_out, None, gan)
+                           for variant, seed in runs)
             else:  # each run in its own process (spawned: a fresh torch and Accelerate state), results in the runs' order
                 threads = max(1, (os.cpu_count() or 1) // args.jobs)
                 pool = stack.enter_context(ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")))
-                results = pool.map(train_and_measure, *zip(*[(v, s, data_dir, steps, args.quick, held_out, threads)
+                results = pool.map(train_and_measure, *zip(*[(v, s, data_dir, steps, args.quick, held_out, threads, gan)
                                                               for v, s in runs]))
             for (variant, seed), (row, reconstructions, run_seconds_per_step) in zip(runs, results):
                 name = f"{variant}, seed {seed}"
@@ -528,7 +574,7 @@ def main(argv=None) -> dict:
         # How much of the photographs' own cell detail is the same in every cell (near 1 / cells: little).
         "input_periodic_fraction": periodic_fraction(held_out, PATCH_SIZE),
         "variants": {v: model_section(v, args.quick) for v in variants},
-        "learning_rate": LEARNING_RATE, "metrics": rows,
+        "learning_rate": LEARNING_RATE, "gan": gan and {**gan, "discriminator": GAN_DISCRIMINATOR}, "metrics": rows,
         "baselines": trivial_baselines(held_out, PATCH_SIZE, NUM_LATENT_TOKENS),
         "benchmark_page_row": PAGE_ROW, "seconds_per_step": seconds_per_step,
         "seconds": round(time.perf_counter() - start, 1),

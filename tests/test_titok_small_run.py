@@ -262,3 +262,23 @@ def test_one_arm_and_seed_on_request(tmp_path):
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
     assert list(report["metrics"]) == ["ours, seed 1"] and report["steps"] == 2
     assert Image.open(tmp_path / "titok_small_run.png").size == (8 * 65 + 1, 3 * 65 + 1)
+
+
+def test_the_official_gan_shrunk_on_request(tmp_path):
+    """--gan-weight adds the shrunk official GAN from --gan-start: the engine trains a discriminator (its loss is in
+    the history), the report records the settings; a start the run never reaches is refused."""
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "ours",
+                           "--steps", "3", "--gan-weight", "0.1", "--gan-start", "1", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "titok_small_run.json").read_text())
+    assert report["gan"] == {"weight": 0.1, "start": 1, "disc_learning_rate": 1e-4,
+                             "discriminator": small_run.GAN_DISCRIMINATOR}
+    assert "L2 + GAN (weight 0.1 from step 1" in (tmp_path / "titok_small_run.md").read_text()
+    assert "discriminator" in done.stdout + done.stderr  # the engine's progress shows the discriminator's loss
+    section = small_run.gan_loss_section(0.1, 5)
+    assert (section["disc_start"], section["discriminator"], section["adaptive_disc_weight"]) == (5, "maskbit", False)
+    assert small_run.gan_loss_section(0.0, 5) == {}
+    for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"]):
+        with pytest.raises(SystemExit, match="--gan"):
+            small_run.main(["--quick", "--steps", "3", *bad])
