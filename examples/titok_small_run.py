@@ -506,7 +506,7 @@ def main(argv=None) -> dict:
                              "one after the other)")
     parser.add_argument("--gan-weight", type=float, default=0.0,
                         help="add the official recipe's GAN, shrunk (GAN_DISCRIMINATOR), with this fixed weight (official "
-                             "0.1; default 0: L2 only, the run the README reports)")
+                             "0.1; default 0: L2 only, the README's main table)")
     parser.add_argument("--gan-start", type=int, default=None,
                         help="step at which the GAN starts (default: the official 200k / 650k of the steps)")
     parser.add_argument("--disc-learning-rate", type=float, default=DISC_LEARNING_RATE,
