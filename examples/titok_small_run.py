@@ -546,7 +546,7 @@ def main(argv=None) -> dict:
         rows, shown, seconds_per_step = {}, [], {}
         with ExitStack() as stack:
             if args.jobs == 1:
-                results = (train_and_measure(variant, seed, data_dir, steps, args.quick, held_out, None, gan)
+                results = (train_and_measure(variant, seed, data_dir, steps, args.quick, held_out, gan=gan)
                            for variant, seed in runs)
             else:  # each run in its own process (spawned: a fresh torch and Accelerate state), results in the runs' order
                 threads = max(1, (os.cpu_count() or 1) // args.jobs)
