@@ -6,6 +6,8 @@
     python examples/titok_small_run.py --variants ours --seeds 0 --steps 1500 --output-dir /tmp/probe  # one arm
     python examples/titok_small_run.py --variants benchmark ours --seeds 0 --steps 3000 --gan-weight 0.1 \
         --gan-start 1000 --jobs 2 --output-dir docs/titok_small_run_gan   # with the official GAN, shrunk (README)
+    python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 3000 --gan-weight 0.1 \
+        --gan-start 1000 --jobs 2 --output-dir docs/titok_small_run_conv_gan   # the convolutional decoder (README)
 
 The run is a scale-down of the 256 px models that keeps their ratios where the benchmark page's artifact
 lives, the single-stage decoder's per-cell pixel head: each decoder grid cell's p x p x C pixels are one
@@ -38,6 +40,9 @@ the official single-stage recipe (``configs/imagenet256/titok-bl64-vq8k-single-s
   codes; decoder as wide and as deep as the encoder (ViT-B / ViT-B);
 * ``ours``: the official single-stage quantizer: 64-dim codes without normalisation, CVQ dead-code
   restarts (``dead_code_restarts``); a decoder wider (4 / 3) and twice as deep as the encoder (ViT-B / ViT-L).
+* ``conv`` (not in the default run; README): the released two-stage models' layout trained in one stage: their
+  12-dim l2-normalised codes (with dead-code restarts) and, behind ``ours``' ViT decoder, the MaskGIT convolutional
+  pixel decoder (``decoder_type="conv"``, ``CONV_DECODER``) instead of the per-cell linear pixel head.
 
 Initialisation: the official TiTok init (``TiTokModel._init_weights``) except that the ViT linears' std is
 scaled with the width (``shrunk_initializer_range``: 0.02 x sqrt(16) = 0.08 for widths shrunk 16-fold), in both
@@ -80,7 +85,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("benchmark", "ours")
+VARIANTS = ("benchmark", "ours", "conv")
+DEFAULT_VARIANTS = ("benchmark", "ours")  # the README's main table; "conv" has its own commands (README)
 SEEDS = (0, 1)
 # The benchmark page's single-stage TiTok-B-64 on ImageNet 256 (docs/benchmark-imagenet256.md).
 PAGE_ROW = {"codebook_usage": 1.0, "psnr": 17.8995, "ssim": 0.4022, "lpips": 0.2681, "rfid": 4.6691}
@@ -108,7 +114,13 @@ NUM_LATENT_TOKENS = 16
 CODEBOOK_SIZE = 1024
 # The official ViT sizes (width, layers) of the two arms (``hf_vq.models.titok.configuration_titok.VIT_SIZES``).
 OFFICIAL_VIT = {"base": (768, 12), "large": (1024, 24)}
-ARCHITECTURES = {"benchmark": ("base", "base"), "ours": ("base", "large")}  # (encoder, decoder)
+ARCHITECTURES = {"benchmark": ("base", "base"), "ours": ("base", "large"), "conv": ("base", "large")}  # (encoder, decoder)
+# "conv": the MaskGIT convolutional pixel decoder behind the ViT decoder, shrunk from the released models' 128 channels,
+# multipliers (1, 1, 2, 2, 4), 2 ResNet blocks and 256 latent channels: a quarter of the channels (its GroupNorms need
+# multiples of 32), one upsampling per halving of the 4 px cells (two, for the 256 px models' four over 16 px cells),
+# one ResNet block per level (step time, README).
+CONV_DECODER = {"maskgit_base_channels": 32, "maskgit_channel_multipliers": [1, 1, 2], "maskgit_num_res_blocks": 1,
+                "maskgit_z_channels": 64}
 # Widths divided by 16 (768 -> 48 = PATCH_SIZE**2 * 3, the pixel head's outputs, as 768 = 16**2 * 3 at 256 px;
 # 1024 -> 64), depths by 6 (12 -> 2, 24 -> 4). --quick: widths by 32, depths by 12.
 WIDTH_SHRINK, DEPTH_SHRINK = 16, 6
@@ -313,6 +325,9 @@ def model_section(variant: str, quick: bool) -> dict:
     }
     if variant == "benchmark":
         return {**section, "codebook_dim": 12, "l2_norm": True}
+    if variant == "conv":  # the released models' l2 12-dim codes and convolutional pixel decoder, trained in one stage
+        return {**section, "codebook_dim": 12, "l2_norm": True, "dead_code_restarts": True, "decoder_type": "conv",
+                **CONV_DECODER}
     return {**section, "codebook_dim": 64, "l2_norm": False, "dead_code_restarts": True}
 
 
@@ -483,8 +498,10 @@ def markdown(report: dict) -> str:
             f"{data['train_crops']} training crops ({IMAGE_SIZE} px) of {len(data['train_sources'])} photographs; "
             f"metrics on {data['held_out_crops']} held-out crops of {', '.join(data['held_out_sources'])}. "
             f"Encoder patches and decoder cells {scale['patch_size']} px, {scale['num_latent_tokens']} tokens "
-            f"({scale['ours']['tokens_per_decoder_cell']:.2f} per decoder cell); decoder width / pixel-head outputs: "
-            + ", ".join(f"{v} {scale[v]['decoder_width_over_head_outputs']:.2f}" for v in report["variants"])
+            f"({next(iter(scale[v] for v in report['variants']))['tokens_per_decoder_cell']:.2f} per decoder cell); "
+            "decoder width / pixel-head outputs: "
+            + ", ".join(f"{v} {scale[v]['decoder_width_over_head_outputs']:.2f}" if report["variants"][v]["decoder_type"] == "pixel"
+                        else f"{v} - (no per-cell pixel head)" for v in report["variants"])
             + f". Input periodic energy fraction (held-out): {report['input_periodic_fraction']:.4f}.\n\n"
             + "\n".join(lines) + "\n\n"
             + f"Gaussian blur (sigma, px) that gives the held-out photographs each run's in-cell detail: {sigmas}.\n\n"
@@ -499,7 +516,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="toy size and a few steps (seconds; what CI runs)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"training steps per variant and seed (default {DEFAULT_STEPS}; --quick 3)")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="arms to train (default both)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS),
+                        help="arms to train (default benchmark and ours)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1; --quick 0)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once in separate processes, each on cores / jobs torch threads (default 1: "

@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from hf_vq.models.titok import TiTokConfig
 from hf_vq.modules import build_discriminator
 from hf_vq.training import DEMO_CONFIG, build_model, load_config
 
@@ -115,7 +116,7 @@ def assert_official_discriminator(loss):
 def test_titok_recipes_follow_the_official_configs():
     """bytedance/1d-tokenizer configs/training/TiTok/stage{1,2}/titok_{s128,b64,l32}.yaml, and the vq8k single stage."""
     assert {p.stem for p in TITOK} == {f"titok-{v}-stage{s}" for v in ("s128", "b64", "l32") for s in (1, 2)} | {
-        "titok-bl64-vq8k-single-stage"}
+        "titok-bl64-vq8k-single-stage", "titok-bl64-conv-single-stage"}
     sizes = {"s128": (512, 8, 8, 128), "b64": (768, 12, 12, 64), "l32": (1024, 24, 16, 32)}
     for variant, (width, depth, heads, tokens) in sizes.items():
         stage1 = load_config(REPO / "configs" / "imagenet256" / f"titok-{variant}-stage1.yaml")
@@ -146,6 +147,18 @@ def test_titok_recipes_follow_the_official_configs():
     assert (single.loss.disc_weight, single.loss.disc_start, single.loss.lecam_weight) == (0.1, 200_000, 0.001)
     assert (single.loss.lpips_weight, single.loss.convnext_weight) == (1.0, 0.1)  # lpips-convnext_s-1.0-0.1 x 1.1
     assert_official_discriminator(single.loss)
+    # hf_vq's single-stage recipe: the official single stage's losses, optimiser and schedule; the released two-stage
+    # models' codes and MaskGIT decoder sizes, with the convolutional decoder in place of the per-cell pixel head.
+    conv = load_config(REPO / "configs" / "imagenet256" / "titok-bl64-conv-single-stage.yaml")
+    assert conv.loss == single.loss and conv.training == single.training and conv.data == single.data
+    changed = {key for key in conv.model.keys() | model.keys() if conv.model.get(key) != model.get(key)}
+    assert changed == {"codebook_size", "codebook_dim", "l2_norm", "decoder_type", "maskgit_base_channels",
+                       "maskgit_channel_multipliers", "maskgit_num_res_blocks", "maskgit_z_channels"}
+    assert (conv.model["codebook_size"], conv.model["codebook_dim"], conv.model["l2_norm"]) == (4096, 12, True)
+    released = TiTokConfig.titok_b64()
+    assert conv.model["decoder_type"] == "conv" and all(
+        conv.model[key] == (list(value) if isinstance(value, tuple) else value)
+        for key, value in released.to_dict().items() if key.startswith("maskgit_") and key != "maskgit_codebook_size")
     for path in TITOK:  # official lr_scheduler: cosine with end_lr 1e-5
         args = load_config(path).training
         assert (args.lr_scheduler, args.min_learning_rate) == ("cosine", 1e-5), path.name

@@ -41,7 +41,7 @@ def tiny_official_config(two_stage: bool, **overrides):
         "codebook_size": 16, "codebook_dim": 4, "l2_norm": two_stage,
         "decoder_type": "maskgit" if two_stage else "pixel", "legacy_latent_layout": two_stage, **overrides,
     }
-    if fields["decoder_type"] == "maskgit":
+    if fields["decoder_type"] in ("maskgit", "conv"):
         fields.update(
             maskgit_base_channels=32, maskgit_channel_multipliers=[1, 1, 2, 1], maskgit_num_res_blocks=1,
             maskgit_z_channels=8, maskgit_codebook_size=1024,
@@ -203,7 +203,7 @@ def tiny_model(num_latent_tokens=32, decoder_type="pixel"):
 
 
 @pytest.mark.parametrize("num_latent_tokens", [32, 64, 128])
-@pytest.mark.parametrize("decoder_type", ["pixel", "maskgit"])
+@pytest.mark.parametrize("decoder_type", ["pixel", "maskgit", "conv"])
 def test_shapes_for_every_token_count(num_latent_tokens, decoder_type):
     model = tiny_model(num_latent_tokens, decoder_type).train()
     pixel_values = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -214,10 +214,41 @@ def test_shapes_for_every_token_count(num_latent_tokens, decoder_type):
     assert model.encoder.latent_tokens.grad.abs().sum() > 0 and model.encoder.patch_embed.weight.grad.abs().sum() > 0
     if decoder_type == "maskgit":
         assert model.decode_logits(out.quantized).shape == (2, 1024, 4, 4)
+    if decoder_type == "conv":
+        assert model.pixel_codebook is None and model.decoder.head.out_features == 8  # maskgit_z_channels
+        assert model.pixel_decoder.conv_out.weight.grad.abs().sum() > 0
 
 
-def test_save_load_round_trip(tmp_path):
-    model = tiny_model(16, "maskgit").eval()
+def test_conv_decoder_paints_across_cells_where_the_pixel_head_does_not():
+    """``decoder_type="conv"`` has no per-cell pixel head: a change to one grid cell's output reaches pixels
+    cells away (the MaskGIT decoder convolves across cells). The single-stage "pixel" decoder's per-cell head
+    output reaches only the pixels of its cell and the 1 px ring its final 3x3 conv sees."""
+    torch.manual_seed(0)
+    model = tiny_model(16, "conv").eval()
+    with torch.no_grad():
+        latents = model.decoder(torch.randn(1, 4, 16))  # (1, z, 4, 4) grid of 8 px cells
+        changed = latents.clone()
+        changed[:, :, 0, 0] += 1.0
+        difference = (model.pixel_decoder(changed) - model.pixel_decoder(latents)).abs().amax(dim=1)[0]
+    assert difference[16:, 16:].amax() > 1e-4  # two cells away from the changed cell (0, 0) in both directions
+    pixel = tiny_model(16, "pixel").eval()
+    cell = pixel.config.decoder_patch_size
+    with torch.no_grad():
+        head = torch.randn(1, 3, 32, 32)  # the head's per-cell pixels before the final 3x3 conv
+        changed = head.clone()
+        changed[:, :, :cell, :cell] += 1.0
+        difference = (pixel.decoder.conv_out(changed) - pixel.decoder.conv_out(head)).abs().amax(dim=1)[0]
+    assert difference[: cell + 1, : cell + 1].amax() > 0
+    assert difference[cell + 1 :, :].amax() == 0 and difference[:, cell + 1 :].amax() == 0
+    with pytest.raises(ValueError, match='needs decoder_type="maskgit"'):
+        model.decode_logits(torch.randn(1, 4, 16))
+    with pytest.raises(ValueError, match="MaskGIT decoder upsamples by 8"):
+        tiny_official_config(False, decoder_type="conv", decoder_patch_size=4)
+
+
+@pytest.mark.parametrize("decoder_type", ["maskgit", "conv"])
+def test_save_load_round_trip(tmp_path, decoder_type):
+    model = tiny_model(16, decoder_type).eval()
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, TiTokModel)

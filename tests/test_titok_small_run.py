@@ -183,6 +183,24 @@ def test_the_small_run_keeps_the_256px_models_pixel_head_ratios():
     # The quantizers are the ones each recipe uses (not shrunk).
     assert (small_config("ours").codebook_dim, small_config("ours").l2_norm) == (official.codebook_dim, official.l2_norm)
     assert (small_config("benchmark").codebook_dim, small_config("benchmark").l2_norm) == (12, True)
+    # "conv": ours' ViTs with the released two-stage models' codes and, instead of the pixel head, the MaskGIT
+    # convolutional decoder, one 2x upsampling per halving of the decoder cell.
+    conv, ours = small_config("conv"), small_config("ours")
+    assert (conv.decoder_type, conv.codebook_dim, conv.l2_norm, conv.dead_code_restarts) == ("conv", 12, True, True)
+    assert head_ratios(conv) == head_ratios(ours)
+    assert 2 ** (len(conv.maskgit_channel_multipliers) - 1) == conv.decoder_patch_size == small_run.PATCH_SIZE
+
+
+def test_conv_arm_on_request(tmp_path):
+    """--variants conv trains the convolutional-decoder arm (not in the default run); its table row says it has no
+    per-cell pixel head."""
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
+                           "--steps", "2", "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "titok_small_run.json").read_text())
+    assert list(report["metrics"]) == ["conv, seed 0"] and report["variants"]["conv"]["decoder_type"] == "conv"
+    assert all(np.isfinite(value) for value in report["metrics"]["conv, seed 0"].values())
+    assert "conv - (no per-cell pixel head)" in (tmp_path / "titok_small_run.md").read_text()
 
 
 def test_checks_hand_case():

@@ -4,7 +4,7 @@ from huggingface_hub.dataclasses import strict
 
 from ..configuration_base import VQTokenizerConfig, check_positive
 
-DECODER_TYPES = ("pixel", "maskgit")
+DECODER_TYPES = ("pixel", "maskgit", "conv")
 # Official ``vit_*_model_size`` -> (width, depth, heads).
 VIT_SIZES = {"small": (512, 8, 8), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
@@ -35,7 +35,10 @@ class TiTokConfig(VQTokenizerConfig):
         decoder_type: ``"pixel"`` (single stage: each grid token predicts its patch's pixels, then
             a 3x3 conv) or ``"maskgit"`` (the released two-stage models: each grid token predicts
             logits over the ``maskgit_codebook_size`` codes of a MaskGIT-VQGAN; their softmax mixes
-            its codebook into latents for its pixel decoder) [``is_legacy`` + ``finetune_decoder``].
+            its codebook into latents for its pixel decoder) [``is_legacy`` + ``finetune_decoder``] or
+            ``"conv"`` (hf_vq's single-stage decoder, not an official one: each grid token is projected to
+            ``maskgit_z_channels`` latents that the MaskGIT convolutional decoder turns into pixels, trained end to
+            end; no per-cell linear pixel head, see README "TiTok training").
         legacy_latent_layout: the released weights reshape the encoder's (B, N, width) latent
             tokens to (B, width, N) *without* transposing before the 1x1 projection to
             ``codebook_dim``, mixing values across tokens; True reproduces that [``is_legacy``].
@@ -46,7 +49,8 @@ class TiTokConfig(VQTokenizerConfig):
             official 0.02, tuned for widths 512 to 1024; a much narrower model starts with far weaker
             signals at 0.02, see ``examples/titok_small_run.py``). Only the initialisation uses it.
         maskgit_*: the MaskGIT-VQGAN pixel decoder and codebook of ``decoder_type="maskgit"``
-            (128 channels, multipliers (1, 1, 2, 2, 4), 2 ResNet blocks, 256 x 1024 codes).
+            (128 channels, multipliers (1, 1, 2, 2, 4), 2 ResNet blocks, 256 x 1024 codes); ``"conv"`` uses
+            the decoder's settings (not the codebook size).
     """
 
     model_type = "titok"
@@ -95,7 +99,7 @@ class TiTokConfig(VQTokenizerConfig):
             width, heads = getattr(self, f"{prefix}_hidden_size"), getattr(self, f"{prefix}_num_heads")
             if width % heads:
                 raise ValueError(f"{prefix}_hidden_size {width} is not divisible by {prefix}_num_heads {heads}.")
-        if self.decoder_type == "maskgit":
+        if self.decoder_type in ("maskgit", "conv"):
             upsampling = 2 ** (len(self.maskgit_channel_multipliers) - 1)
             if upsampling != self.decoder_patch_size:
                 raise ValueError(

@@ -57,7 +57,8 @@ class TiTokDecoder(nn.Module):
     Sequence: [class token, G*G mask tokens] + positions, then the N embedded codes + their
     positions; the grid tokens leave the ViT. ``decoder_type="pixel"``: each predicts its
     patch's pixels, then a 3x3 conv; ``"maskgit"``: each predicts logits over the MaskGIT-VQGAN
-    codes (Linear -> tanh -> Linear, the official 1x1 convs).
+    codes (Linear -> tanh -> Linear, the official 1x1 convs); ``"conv"``: each is projected to the
+    MaskGIT decoder's ``maskgit_z_channels`` latents (one Linear).
     """
 
     def __init__(self, config: TiTokConfig):
@@ -78,12 +79,16 @@ class TiTokDecoder(nn.Module):
                 nn.Linear(width, 2 * width), nn.Tanh(), nn.Linear(2 * width, config.maskgit_codebook_size)
             )
             self.conv_out = None
+        elif self.decoder_type == "conv":
+            self.head = nn.Linear(width, config.maskgit_z_channels)
+            self.conv_out = None
         else:
             self.head = nn.Linear(width, self.patch_size**2 * config.num_channels)
             self.conv_out = nn.Conv2d(config.num_channels, config.num_channels, 3, padding=1)
 
     def forward(self, quantized: torch.Tensor) -> torch.Tensor:
-        """(B, D, N) -> pixels (B, C, H, W) for "pixel", logits (B, K, G, G) for "maskgit"."""
+        """(B, D, N) -> pixels (B, C, H, W) for "pixel", logits (B, K, G, G) for "maskgit", latents
+        (B, maskgit_z_channels, G, G) for "conv"."""
         batch = quantized.shape[0]
         codes = self.embed(quantized.transpose(1, 2)) + self.latent_position_embedding
         grid = torch.cat(
@@ -92,7 +97,7 @@ class TiTokDecoder(nn.Module):
         x = self.transformer.run_blocks(torch.cat([grid, codes], dim=1))
         x = self.transformer.norm_post(x[:, 1 : 1 + self.grid_size**2])
         out = self.head(x).view(batch, self.grid_size, self.grid_size, -1)
-        if self.decoder_type == "maskgit":
+        if self.decoder_type in ("maskgit", "conv"):
             return out.permute(0, 3, 1, 2)
         # (B, G, G, p*p*C), channels ordered (p1, p2, c) -> (B, C, G*p, G*p)
         p, g = self.patch_size, self.grid_size
@@ -118,22 +123,22 @@ class TiTokModel(VQTokenizerPreTrainedModel):
             behaviours=[DeadCodeReinit(anchor="closest", decay=0.99)] if config.dead_code_restarts else (),
         )
         self.decoder = TiTokDecoder(config)
+        self.pixel_codebook = None
+        self.pixel_decoder = None
         if config.decoder_type == "maskgit":
             self.pixel_codebook = nn.Parameter(torch.empty(config.maskgit_codebook_size, config.maskgit_z_channels))
+        if config.decoder_type in ("maskgit", "conv"):
             self.pixel_decoder = MaskGITDecoder(
                 config.num_channels, config.maskgit_base_channels, config.maskgit_channel_multipliers,
                 config.maskgit_num_res_blocks, config.maskgit_z_channels,
             )
-        else:
-            self.pixel_codebook = None
-            self.pixel_decoder = None
         self.post_init()
 
     @torch.no_grad()
     def _init_weights(self, module):
         """The official init: ViT linears/convs truncated N(0, 0.02) (``initializer_range``) with zero biases, except the fused
         q/k/v projections, embeddings N(0, width^-1); the MaskGIT decoder keeps PyTorch's default (it is
-        loaded from a pretrained MaskGIT-VQGAN).
+        loaded from a pretrained MaskGIT-VQGAN; ``decoder_type="conv"`` trains it from there).
 
         The official blocks use ``nn.MultiheadAttention``, whose ``in_proj_weight`` is a bare parameter
         that the official ``_init_weights`` (which visits ``nn.Linear`` / ``nn.Conv*`` only) never
@@ -219,6 +224,8 @@ class TiTokModel(VQTokenizerPreTrainedModel):
         if self.config.decoder_type == "maskgit":
             # Soft MaskGIT-VQGAN latents: the softmax over codes mixes the codebook rows.
             out = self.pixel_decoder(torch.einsum("bkhw,kd->bdhw", out.softmax(dim=1), self.pixel_codebook))
+        elif self.config.decoder_type == "conv":
+            out = self.pixel_decoder(out)
         if self.config.zero_one_pixels:
             out = out * 2 - 1
         return out
