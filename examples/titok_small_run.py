@@ -498,7 +498,7 @@ def markdown(report: dict) -> str:
             f"{data['train_crops']} training crops ({IMAGE_SIZE} px) of {len(data['train_sources'])} photographs; "
             f"metrics on {data['held_out_crops']} held-out crops of {', '.join(data['held_out_sources'])}. "
             f"Encoder patches and decoder cells {scale['patch_size']} px, {scale['num_latent_tokens']} tokens "
-            f"({next(iter(scale[v] for v in report['variants']))['tokens_per_decoder_cell']:.2f} per decoder cell); "
+            f"({scale[next(iter(report['variants']))]['tokens_per_decoder_cell']:.2f} per decoder cell); "
             "decoder width / pixel-head outputs: "
             + ", ".join(f"{v} {scale[v]['decoder_width_over_head_outputs']:.2f}" if report["variants"][v]["decoder_type"] == "pixel"
                         else f"{v} - (no per-cell pixel head)" for v in report["variants"])

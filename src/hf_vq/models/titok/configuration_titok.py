@@ -5,6 +5,8 @@ from huggingface_hub.dataclasses import strict
 from ..configuration_base import VQTokenizerConfig, check_positive
 
 DECODER_TYPES = ("pixel", "maskgit", "conv")
+# The decoder types whose pixels come from the MaskGIT convolutional decoder (``maskgit_*`` sizes).
+MASKGIT_DECODER_TYPES = ("maskgit", "conv")
 # Official ``vit_*_model_size`` -> (width, depth, heads).
 VIT_SIZES = {"small": (512, 8, 8), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
@@ -99,7 +101,7 @@ class TiTokConfig(VQTokenizerConfig):
             width, heads = getattr(self, f"{prefix}_hidden_size"), getattr(self, f"{prefix}_num_heads")
             if width % heads:
                 raise ValueError(f"{prefix}_hidden_size {width} is not divisible by {prefix}_num_heads {heads}.")
-        if self.decoder_type in ("maskgit", "conv"):
+        if self.decoder_type in MASKGIT_DECODER_TYPES:
             upsampling = 2 ** (len(self.maskgit_channel_multipliers) - 1)
             if upsampling != self.decoder_patch_size:
                 raise ValueError(

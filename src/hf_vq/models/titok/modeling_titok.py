@@ -14,7 +14,7 @@ from ...modules.maskgit_vqgan import MaskGITDecoder
 from ...modules.vit_blocks import ViTAttention, ViTStack
 from ...quantizers import DeadCodeReinit, VectorQuantizer
 from ..base import VQEncoderOutput, VQTokenizerPreTrainedModel, check_pixel_values
-from .configuration_titok import TiTokConfig
+from .configuration_titok import MASKGIT_DECODER_TYPES, TiTokConfig
 
 
 class TiTokEncoder(nn.Module):
@@ -97,7 +97,7 @@ class TiTokDecoder(nn.Module):
         x = self.transformer.run_blocks(torch.cat([grid, codes], dim=1))
         x = self.transformer.norm_post(x[:, 1 : 1 + self.grid_size**2])
         out = self.head(x).view(batch, self.grid_size, self.grid_size, -1)
-        if self.decoder_type in ("maskgit", "conv"):
+        if self.decoder_type in MASKGIT_DECODER_TYPES:
             return out.permute(0, 3, 1, 2)
         # (B, G, G, p*p*C), channels ordered (p1, p2, c) -> (B, C, G*p, G*p)
         p, g = self.patch_size, self.grid_size
@@ -127,7 +127,7 @@ class TiTokModel(VQTokenizerPreTrainedModel):
         self.pixel_decoder = None
         if config.decoder_type == "maskgit":
             self.pixel_codebook = nn.Parameter(torch.empty(config.maskgit_codebook_size, config.maskgit_z_channels))
-        if config.decoder_type in ("maskgit", "conv"):
+        if config.decoder_type in MASKGIT_DECODER_TYPES:
             self.pixel_decoder = MaskGITDecoder(
                 config.num_channels, config.maskgit_base_channels, config.maskgit_channel_multipliers,
                 config.maskgit_num_res_blocks, config.maskgit_z_channels,
