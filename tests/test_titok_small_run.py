@@ -69,6 +69,43 @@ def test_a_pattern_tiled_over_a_photograph_scores_high_and_the_photograph_alone_
         small_run.cell_periodic_component(photos[..., :60], 8)
 
 
+def test_template_fraction_hand_cases_and_a_motif_painted_into_every_image():
+    """image_template_fraction: the share of in-cell detail that is the same at the same place in every image.
+    Hand cases: identical images 1; an image and its negative 0; N images with equal detail each in its own cell
+    1 / N (the mean over images keeps 1 / N of each, so its energy is N (e / N^2) against e). Then photographs: a
+    small motif or a 1 px frame painted into every one of them raises it several times, the photographs alone do
+    not reach it (scikit-image photographs, independent of the run's data)."""
+    import skimage.data
+
+    rng = np.random.default_rng(0)
+    base = torch.from_numpy(rng.normal(size=(1, 3, 16, 16)))
+    assert small_run.image_template_fraction(base.repeat(5, 1, 1, 1), 4) == pytest.approx(1.0)
+    assert small_run.image_template_fraction(torch.cat([base, -base]), 4) == pytest.approx(0.0, abs=1e-12)
+    disjoint = torch.zeros(4, 1, 8, 8, dtype=torch.float64)
+    for i, (top, left) in enumerate(((0, 0), (0, 4), (4, 0), (4, 4))):
+        disjoint[i, 0, top : top + 4, left : left + 4] = torch.arange(16, dtype=torch.float64).view(4, 4)
+    assert small_run.image_template_fraction(disjoint, 4) == pytest.approx(1 / 4)
+    # A constant per cell is no detail: adding one changes nothing.
+    blocks = torch.from_numpy(rng.normal(size=(5, 3, 4, 4))).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    images = torch.from_numpy(rng.normal(size=(5, 3, 16, 16)))
+    assert small_run.image_template_fraction(images + blocks, 4) == pytest.approx(small_run.image_template_fraction(images, 4))
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    crops = np.stack([photo[top : top + 32, left : left + 32] for photo in photos
+                      for top, left in rng.integers(0, 280, size=(8, 2))])
+    crops = torch.from_numpy(crops).permute(0, 3, 1, 2).double() / 127.5 - 1
+    alone = small_run.image_template_fraction(crops, 4)
+    assert alone < 3 / len(crops)  # near 1 / 32: the photographs share little detail at any place
+    motif = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
+    motif[:, :, 12:18, 12:18] = 0.3 * torch.from_numpy(rng.choice([-1.0, 1.0], size=(3, 6, 6)))
+    assert small_run.image_template_fraction(crops + motif, 4) > 4 * alone
+    frame = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
+    frame[..., 0, :] = frame[..., -1, :] = frame[..., :, 0] = frame[..., :, -1] = 0.5
+    assert small_run.image_template_fraction((crops + frame).clamp(-1, 1), 4) > 4 * alone
+    # It is not the periodic measure: the motif is not repeated in every cell.
+    assert small_run.periodic_fraction(crops + motif, 4) < 2 * small_run.periodic_fraction(crops, 4)
+
+
 def test_smooth_images_score_high_so_reconstructions_are_compared_with_equally_smooth_photographs():
     from scipy.ndimage import gaussian_filter
 
@@ -213,6 +250,13 @@ def test_checks_hand_case():
                     "b": {"psnr": 18.0, "periodic_fraction": 0.11, "equally_smooth_periodic_fraction": 0.054,
                           "periodic_energy_ratio": 1.2, "blockiness": 1.3, "equally_smooth_blockiness": 1.08}},
     }
+    # Reports since the template measure: it must be within 2x the sharp photographs' and 2x the equally smooth ones'.
+    measured = {**report, "input_template_fraction": 0.01, "metrics": {
+        name: {**report["metrics"]["a"], "template_fraction": value, "equally_smooth_template_fraction": smooth}
+        for name, value, smooth in (("c", 0.02, 0.01), ("d", 0.021, 0.02), ("e", 0.015, 0.007))}}
+    template_checks = {name: (row["template_fraction_near_photographs"], row["template_fraction_near_equally_smooth_photographs"])
+                       for name, row in small_run.checks(measured).items()}
+    assert template_checks == {"c": (True, True), "d": (False, True), "e": (True, False)}
     checks = small_run.checks(report)
     assert checks["a"] == {"beats_mean_colour": True, "beats_token_budget_blocks": True,
                            "periodic_fraction_near_photographs": True,
@@ -300,3 +344,31 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
     for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"]):
         with pytest.raises(SystemExit, match="--gan"):
             small_run.main(["--quick", "--steps", "3", *bad])
+
+
+def test_weight_ema_on_request(tmp_path, monkeypatch):
+    """--ema-decay reaches the engine's training.ema_decay, the report and the table record it, and the evaluated
+    model is the EMA one (same seed and steps as a run without it, other metrics); a decay outside (0, 1) is
+    refused."""
+    import hf_vq.training
+
+    seen = {}
+    monkeypatch.setattr(hf_vq.training, "run_training", lambda config: seen.setdefault("config", config))
+    small_run.train_variant("conv", 0, tmp_path, tmp_path / "runs", 3, True, ema_decay=0.999)
+    assert seen["config"].training.ema_decay == 0.999
+    monkeypatch.undo()
+
+    reports = {}
+    for name, extra in (("plain", []), ("ema", ["--ema-decay", "0.9"])):
+        done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "ours",
+                               "--steps", "3", *extra, "--output-dir", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        reports[name] = json.loads((tmp_path / name / "titok_small_run.json").read_text())
+    assert reports["plain"]["ema_decay"] is None and reports["ema"]["ema_decay"] == 0.9
+    assert "EMA of the weights (decay 0.9)" in (tmp_path / "ema" / "titok_small_run.md").read_text()
+    assert "EMA" not in (tmp_path / "plain" / "titok_small_run.md").read_text()
+    assert reports["plain"]["metrics"]["ours, seed 0"]["psnr"] != reports["ema"]["metrics"]["ours, seed 0"]["psnr"]
+    for bad in ("0", "1", "-0.5"):
+        with pytest.raises(SystemExit, match="--ema-decay"):
+            small_run.main(["--quick", "--steps", "3", "--ema-decay", bad])
