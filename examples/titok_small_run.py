@@ -485,8 +485,9 @@ TEMPLATE_FRACTION_LIMIT = 2.0
 def checks(report: dict) -> dict:
     """Per run: does it beat each crop's mean colour and the token-budget block means in PSNR, and is its
     repeated-pattern measure near the photographs', sharp and equally smooth (``PERIODIC_FRACTION_LIMIT``,
-    ``PERIODIC_ENERGY_LIMIT``), and are its cell borders no more stepped than the equally smooth photographs'
-    (``BLOCKINESS_LIMIT``)?"""
+    ``PERIODIC_ENERGY_LIMIT``), are its cell borders no more stepped than the equally smooth photographs'
+    (``BLOCKINESS_LIMIT``), and is the detail it paints at the same place in every image near the photographs',
+    sharp and equally smooth (``TEMPLATE_FRACTION_LIMIT``; only in reports written since that measure)?"""
     baselines = report["baselines"]
     mean_colour = baselines["each crop's mean colour"]["psnr"]
     token_budget = next(row["psnr"] for name, row in baselines.items() if "token budget)" in name)
