@@ -202,7 +202,7 @@ def image_template_fraction(images: torch.Tensor, cell: int) -> float:
     unrelated images). It catches what ``periodic_fraction`` does not: a motif or a frame a decoder paints at
     fixed positions into every image, whatever the input (a GAN's template), rather than into every cell."""
     detail = zero_mean_cells(images, cell)
-    return float(detail.mean(dim=0).pow(2).sum() / detail.pow(2).sum(dim=(1, 2, 3, 4, 5)).mean().clamp_min(1e-12))
+    return float(detail.mean(dim=0).pow(2).mean() / detail.pow(2).mean().clamp_min(1e-12))
 
 
 def cell_border_jump_ratio(images: torch.Tensor, cell: int) -> float:
@@ -523,7 +523,7 @@ def markdown(report: dict) -> str:
     gan = report["gan"]
     losses = (f"L2 + GAN (weight {gan['weight']:g} from step {gan['start']}, discriminator learning rate "
               f"{gan['disc_learning_rate']:g})" if gan else "L2 loss only")
-    if report.get("ema_decay"):  # absent from the reports written before --ema-decay
+    if report["ema_decay"]:
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
     return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
             f"{data['train_crops']} training crops ({IMAGE_SIZE} px) of {len(data['train_sources'])} photographs; "

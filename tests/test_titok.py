@@ -41,7 +41,7 @@ def tiny_official_config(two_stage: bool, **overrides):
         "codebook_size": 16, "codebook_dim": 4, "l2_norm": two_stage,
         "decoder_type": "maskgit" if two_stage else "pixel", "legacy_latent_layout": two_stage, **overrides,
     }
-    if fields["decoder_type"] in ("maskgit", "conv"):
+    if fields["decoder_type"] in configuration_titok.MASKGIT_DECODER_TYPES:
         fields.update(
             maskgit_base_channels=32, maskgit_channel_multipliers=[1, 1, 2, 1], maskgit_num_res_blocks=1,
             maskgit_z_channels=8, maskgit_codebook_size=1024,
