@@ -12,6 +12,9 @@
         --ema-decay 0.999 --jobs 2 --output-dir docs/titok_small_run_conv_gan_late   # the GAN on a trained decoder
     python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 8000 --ema-decay 0.999 --jobs 2 \
         --output-dir docs/titok_small_run_conv_8000   # the same without the GAN
+    python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 8000 --gan-weight 0.1 --gan-start 5000 \
+        --adaptive-gan-weight --ema-decay 0.999 --jobs 2 \
+        --output-dir docs/titok_small_run_conv_gan_adaptive   # taming's adaptive GAN weight (README)
 
 The run is a scale-down of the 256 px models that keeps their ratios where the benchmark page's artifact
 lives, the single-stage decoder's per-cell pixel head: each decoder grid cell's p x p x C pixels are one
@@ -355,17 +358,19 @@ GAN_START_FRACTION = 200_000 / 650_000  # the official run starts the GAN at ste
 DISC_LEARNING_RATE = 1e-4  # the official discriminator's
 
 
-def gan_loss_section(weight: float, start: int) -> dict:
-    """The ``loss`` keys that add the shrunk official GAN from step ``start`` (none for weight 0)."""
+def gan_loss_section(weight: float, start: int, adaptive: bool = False) -> dict:
+    """The ``loss`` keys that add the shrunk official GAN from step ``start`` (none for weight 0); ``adaptive``:
+    ``weight`` multiplies taming's adaptive weight (``--adaptive-gan-weight``) instead of being the weight."""
     if weight == 0:
         return {}
-    return {"disc_weight": weight, "adaptive_disc_weight": False, "disc_start": start, "disc_loss": "hinge",
+    return {"disc_weight": weight, "adaptive_disc_weight": adaptive, "disc_start": start, "disc_loss": "hinge",
             "discriminator": "maskbit", "discriminator_options": GAN_DISCRIMINATOR, "lecam_weight": 0.001}
 
 
 def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool,
                   gan: dict | None = None, ema_decay: float | None = None):
-    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate"} of ``--gan-weight`` (None: L2 only);
+    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive"} of ``--gan-weight`` (None: L2
+    only);
     ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the EMA weights; None: the trained ones)."""
     from accelerate.state import AcceleratorState
 
@@ -376,7 +381,7 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
         "output_dir": str(output_dir / f"{variant}-seed{seed}"), "seed": seed, "model": model_section(variant, quick),
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "held_out"), "image_size": IMAGE_SIZE},
-        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"]) if gan else {})},
+        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"]) if gan else {})},
         "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE,
                      "disc_learning_rate": gan["disc_learning_rate"] if gan else None, "optimizer": "adamw",
                      "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine",
@@ -390,17 +395,17 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
 
 def train_and_measure(variant: str, seed: int, data_dir: Path, steps: int, quick: bool, held_out: torch.Tensor,
                       threads: int | None = None, gan: dict | None = None,
-                      ema_decay: float | None = None) -> tuple[dict, torch.Tensor, float]:
+                      ema_decay: float | None = None) -> tuple[dict, torch.Tensor, float, list]:
     """One (variant, seed): train, then measure on the held-out crops. Returns (metrics, the first 8
-    reconstructions, seconds per step with data loading and the final evaluation). ``threads``: torch threads
-    of this run (``--jobs`` gives each parallel run its share of the cores)."""
+    reconstructions, seconds per step with data loading and the final evaluation, the engine's logged losses).
+    ``threads``: torch threads of this run (``--jobs`` gives each parallel run its share of the cores)."""
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
     result = train_variant(variant, seed, data_dir, data_dir / "runs", steps, quick, gan, ema_decay)
     seconds_per_step = (time.perf_counter() - start) / steps
     row, reconstructions = measure(result.model, held_out)
-    return row, reconstructions[:8], seconds_per_step
+    return row, reconstructions[:8], seconds_per_step, result.history
 
 
 @torch.no_grad()
@@ -521,7 +526,8 @@ def markdown(report: dict) -> str:
     timing = ", ".join(f"{name} {seconds:.3f}" for name, seconds in report["seconds_per_step"].items())
     sigmas = ", ".join(f"{name} {row['equally_smooth_sigma']:.2f}" for name, row in report["metrics"].items())
     gan = report["gan"]
-    losses = (f"L2 + GAN (weight {gan['weight']:g} from step {gan['start']}, discriminator learning rate "
+    weight = f"{gan['weight']:g} x taming's adaptive weight" if gan and gan["adaptive"] else gan and f"{gan['weight']:g}"
+    losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
               f"{gan['disc_learning_rate']:g})" if gan else "L2 loss only")
     if report["ema_decay"]:
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
@@ -560,6 +566,9 @@ def main(argv=None) -> dict:
                              "0.1; default 0: L2 only, the README's main table)")
     parser.add_argument("--gan-start", type=int, default=None,
                         help="step at which the GAN starts (default: the official 200k / 650k of the steps)")
+    parser.add_argument("--adaptive-gan-weight", action="store_true",
+                        help="--gan-weight multiplies taming's adaptive weight (the GAN gradient scaled to the L2 "
+                             "gradient's size at the decoder's last layer) instead of being the weight (official: fixed)")
     parser.add_argument("--disc-learning-rate", type=float, default=DISC_LEARNING_RATE,
                         help=f"the discriminator's learning rate (default {DISC_LEARNING_RATE:g}, the official)")
     parser.add_argument("--ema-decay", type=float, default=None,
@@ -581,9 +590,11 @@ def main(argv=None) -> dict:
         start = round(GAN_START_FRACTION * steps) if args.gan_start is None else args.gan_start
         if not 0 <= start < steps:
             raise SystemExit(f"--gan-start must be a step in [0, {steps}) so that the GAN trains; got {start}.")
-        gan = {"weight": args.gan_weight, "start": start, "disc_learning_rate": args.disc_learning_rate}
-    elif args.gan_start is not None:
-        raise SystemExit("--gan-start needs --gan-weight above 0 (without it no GAN is trained).")
+        gan = {"weight": args.gan_weight, "start": start, "disc_learning_rate": args.disc_learning_rate,
+               "adaptive": args.adaptive_gan_weight}
+    elif args.gan_start is not None or args.adaptive_gan_weight:
+        raise SystemExit("--gan-start and --adaptive-gan-weight need --gan-weight above 0 (without it no GAN is "
+                         "trained).")
     if args.ema_decay is not None and not 0 < args.ema_decay < 1:
         raise SystemExit(f"--ema-decay must be in (0, 1); got {args.ema_decay}.")
     seeds = tuple(args.seeds) if args.seeds else (SEEDS[:1] if args.quick else SEEDS)
@@ -599,7 +610,7 @@ def main(argv=None) -> dict:
         write_images(held_out_images, data_dir / "held_out")
         held_out = to_batch(held_out_images)
         runs = [(variant, seed) for variant in variants for seed in seeds]
-        rows, shown, seconds_per_step = {}, [], {}
+        rows, shown, seconds_per_step, histories = {}, [], {}, {}
         with ExitStack() as stack:
             if args.jobs == 1:
                 results = (train_and_measure(variant, seed, data_dir, steps, args.quick, held_out, gan=gan,
@@ -611,9 +622,9 @@ def main(argv=None) -> dict:
                 results = pool.map(train_and_measure, *zip(*[(v, s, data_dir, steps, args.quick, held_out, threads, gan,
                                                                args.ema_decay)
                                                               for v, s in runs]))
-            for (variant, seed), (row, reconstructions, run_seconds_per_step) in zip(runs, results):
+            for (variant, seed), (row, reconstructions, run_seconds_per_step, history) in zip(runs, results):
                 name = f"{variant}, seed {seed}"
-                rows[name], seconds_per_step[name] = row, run_seconds_per_step
+                rows[name], seconds_per_step[name], histories[name] = row, run_seconds_per_step, history
                 shown.append(reconstructions)
                 print(f"{name}: {row} ({run_seconds_per_step:.3f} s/step)", flush=True)
     from torch.nn.functional import interpolate
@@ -638,6 +649,8 @@ def main(argv=None) -> dict:
         "ema_decay": args.ema_decay, "metrics": rows,
         "baselines": trivial_baselines(held_out, PATCH_SIZE, NUM_LATENT_TOKENS),
         "benchmark_page_row": PAGE_ROW, "seconds_per_step": seconds_per_step,
+        # The engine's logged losses (every steps / 10), e.g. the GAN's adversarial weight and discriminator logits.
+        "training_history": histories,
         "seconds": round(time.perf_counter() - start, 1),
     }
     report["checks"] = checks(report)

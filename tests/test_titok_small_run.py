@@ -334,16 +334,45 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
-    assert report["gan"] == {"weight": 0.1, "start": 1, "disc_learning_rate": 1e-4,
+    assert report["gan"] == {"weight": 0.1, "start": 1, "disc_learning_rate": 1e-4, "adaptive": False,
                              "discriminator": small_run.GAN_DISCRIMINATOR}
     assert "L2 + GAN (weight 0.1 from step 1" in (tmp_path / "titok_small_run.md").read_text()
     assert "discriminator" in done.stdout + done.stderr  # the engine's progress shows the discriminator's loss
+    logged = report["training_history"]["ours, seed 0"]
+    assert [entry["adversarial_weight"] for entry in logged if "adversarial_weight" in entry] == pytest.approx([0.1, 0.1])
     section = small_run.gan_loss_section(0.1, 5)
     assert (section["disc_start"], section["discriminator"], section["adaptive_disc_weight"]) == (5, "maskbit", False)
     assert small_run.gan_loss_section(0.0, 5) == {}
-    for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"]):
+    assert small_run.gan_loss_section(0.1, 5, adaptive=True)["adaptive_disc_weight"] is True
+    for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"],
+                ["--adaptive-gan-weight"]):
         with pytest.raises(SystemExit, match="--gan"):
             small_run.main(["--quick", "--steps", "3", *bad])
+
+
+def test_adaptive_gan_weight_on_request(tmp_path, monkeypatch):
+    """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
+    report and the table say so."""
+    import hf_vq.training
+
+    seen = {}
+    monkeypatch.setattr(hf_vq.training, "run_training", lambda config: seen.setdefault("config", config))
+    gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True}
+    small_run.train_variant("conv", 0, tmp_path, tmp_path / "runs", 3, True, gan=gan)
+    loss = seen["config"].loss
+    assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start) == (0.1, True, 2)
+    monkeypatch.undo()
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
+                           "--steps", "3", "--gan-weight", "0.1", "--gan-start", "1", "--adaptive-gan-weight",
+                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "titok_small_run.json").read_text())
+    assert report["gan"]["adaptive"] is True
+    # the engine logged 0.1 x taming's ratio of gradient norms, not the fixed 0.1
+    weights = [entry["adversarial_weight"] for entry in report["training_history"]["conv, seed 0"]
+               if "adversarial_weight" in entry]
+    assert len(weights) == 2 and all(weight > 0 and abs(weight - 0.1) > 1e-6 for weight in weights)
+    assert "weight 0.1 x taming's adaptive weight from step 1" in (tmp_path / "out" / "titok_small_run.md").read_text()
 
 
 def test_weight_ema_on_request(tmp_path, monkeypatch):
