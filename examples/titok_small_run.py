@@ -369,9 +369,9 @@ def gan_loss_section(weight: float, start: int, adaptive: bool = False) -> dict:
 
 def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool,
                   gan: dict | None = None, ema_decay: float | None = None):
-    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive"} of ``--gan-weight`` (None: L2
-    only);
-    ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the EMA weights; None: the trained ones)."""
+    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive"} of ``--gan-weight`` and
+    ``--adaptive-gan-weight`` (None: L2 only); ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the
+    EMA weights; None: the trained ones)."""
     from accelerate.state import AcceleratorState
 
     from hf_vq.training import TrainConfig, run_training
@@ -525,10 +525,11 @@ def markdown(report: dict) -> str:
                    for name, row in report["checks"].items()]
     timing = ", ".join(f"{name} {seconds:.3f}" for name, seconds in report["seconds_per_step"].items())
     sigmas = ", ".join(f"{name} {row['equally_smooth_sigma']:.2f}" for name, row in report["metrics"].items())
-    gan = report["gan"]
-    weight = f"{gan['weight']:g} x taming's adaptive weight" if gan and gan["adaptive"] else gan and f"{gan['weight']:g}"
-    losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
-              f"{gan['disc_learning_rate']:g})" if gan else "L2 loss only")
+    gan, losses = report["gan"], "L2 loss only"
+    if gan:
+        weight = f"{gan['weight']:g}" + (" x taming's adaptive weight" if gan["adaptive"] else "")
+        losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
+                  f"{gan['disc_learning_rate']:g})")
     if report["ema_decay"]:
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
     return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
