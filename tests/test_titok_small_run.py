@@ -350,18 +350,23 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
             small_run.main(["--quick", "--steps", "3", *bad])
 
 
-def test_adaptive_gan_weight_on_request(tmp_path, monkeypatch):
-    """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
-    report and the table say so."""
+def engine_config_of_train_variant(tmp_path, **options):
+    """The TrainConfig that ``train_variant`` (conv arm, 3 quick steps) hands to the engine, caught before training."""
     import hf_vq.training
 
     seen = {}
-    monkeypatch.setattr(hf_vq.training, "run_training", lambda config: seen.setdefault("config", config))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hf_vq.training, "run_training", lambda config: seen.setdefault("config", config))
+        small_run.train_variant("conv", 0, tmp_path, tmp_path / "runs", 3, True, **options)
+    return seen["config"]
+
+
+def test_adaptive_gan_weight_on_request(tmp_path):
+    """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
+    report and the table say so."""
     gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True}
-    small_run.train_variant("conv", 0, tmp_path, tmp_path / "runs", 3, True, gan=gan)
-    loss = seen["config"].loss
+    loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start) == (0.1, True, 2)
-    monkeypatch.undo()
     done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
                            "--steps", "3", "--gan-weight", "0.1", "--gan-start", "1", "--adaptive-gan-weight",
                            "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
@@ -375,17 +380,11 @@ def test_adaptive_gan_weight_on_request(tmp_path, monkeypatch):
     assert "weight 0.1 x taming's adaptive weight from step 1" in (tmp_path / "out" / "titok_small_run.md").read_text()
 
 
-def test_weight_ema_on_request(tmp_path, monkeypatch):
+def test_weight_ema_on_request(tmp_path):
     """--ema-decay reaches the engine's training.ema_decay, the report and the table record it, and the evaluated
     model is the EMA one (same seed and steps as a run without it, other metrics); a decay outside (0, 1) is
     refused."""
-    import hf_vq.training
-
-    seen = {}
-    monkeypatch.setattr(hf_vq.training, "run_training", lambda config: seen.setdefault("config", config))
-    small_run.train_variant("conv", 0, tmp_path, tmp_path / "runs", 3, True, ema_decay=0.999)
-    assert seen["config"].training.ema_decay == 0.999
-    monkeypatch.undo()
+    assert engine_config_of_train_variant(tmp_path, ema_decay=0.999).training.ema_decay == 0.999
 
     reports = {}
     for name, extra in (("plain", []), ("ema", ["--ema-decay", "0.9"])):
