@@ -15,6 +15,9 @@
     python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 8000 --gan-weight 0.1 --gan-start 5000 \
         --adaptive-gan-weight --ema-decay 0.999 --jobs 2 \
         --output-dir docs/titok_small_run_conv_gan_adaptive   # taming's adaptive GAN weight (README)
+    python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 8000 --gan-weight 0.01 --gan-start 5000 \
+        --disc-augment --ema-decay 0.999 --jobs 2 \
+        --output-dir docs/titok_small_run_conv_gan_fixed_0.01_diffaugment   # DiffAugment on the discriminator (README)
 
 The run is a scale-down of the 256 px models that keeps their ratios where the benchmark page's artifact
 lives, the single-stage decoder's per-cell pixel head: each decoder grid cell's p x p x C pixels are one
@@ -90,6 +93,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from hf_vq.losses import DIFF_AUGMENT_POLICIES
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("benchmark", "ours", "conv")
@@ -358,19 +363,21 @@ GAN_START_FRACTION = 200_000 / 650_000  # the official run starts the GAN at ste
 DISC_LEARNING_RATE = 1e-4  # the official discriminator's
 
 
-def gan_loss_section(weight: float, start: int, adaptive: bool = False) -> dict:
+def gan_loss_section(weight: float, start: int, adaptive: bool = False, augment: bool = False) -> dict:
     """The ``loss`` keys that add the shrunk official GAN from step ``start`` (none for weight 0); ``adaptive``:
-    ``weight`` multiplies taming's adaptive weight (``--adaptive-gan-weight``) instead of being the weight."""
+    ``weight`` multiplies taming's adaptive weight (``--adaptive-gan-weight``) instead of being the weight;
+    ``augment``: DiffAugment's three policies on the discriminator's inputs (``--disc-augment``; not official)."""
     if weight == 0:
         return {}
     return {"disc_weight": weight, "adaptive_disc_weight": adaptive, "disc_start": start, "disc_loss": "hinge",
-            "discriminator": "maskbit", "discriminator_options": GAN_DISCRIMINATOR, "lecam_weight": 0.001}
+            "discriminator": "maskbit", "discriminator_options": GAN_DISCRIMINATOR, "lecam_weight": 0.001,
+            "disc_augment": list(DIFF_AUGMENT_POLICIES) if augment else []}
 
 
 def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool,
                   gan: dict | None = None, ema_decay: float | None = None):
-    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive"} of ``--gan-weight`` and
-    ``--adaptive-gan-weight`` (None: L2 only); ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the
+    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive", "augment"} of ``--gan-weight``,
+    ``--adaptive-gan-weight`` and ``--disc-augment`` (None: L2 only); ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the
     EMA weights; None: the trained ones)."""
     from accelerate.state import AcceleratorState
 
@@ -381,7 +388,7 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
         "output_dir": str(output_dir / f"{variant}-seed{seed}"), "seed": seed, "model": model_section(variant, quick),
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "held_out"), "image_size": IMAGE_SIZE},
-        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"]) if gan else {})},
+        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"], gan["augment"]) if gan else {})},
         "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE,
                      "disc_learning_rate": gan["disc_learning_rate"] if gan else None, "optimizer": "adamw",
                      "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine",
@@ -528,8 +535,10 @@ def markdown(report: dict) -> str:
     gan, losses = report["gan"], "L2 loss only"
     if gan:
         weight = f"{gan['weight']:g}" + (" x taming's adaptive weight" if gan["adaptive"] else "")
+        # Reports written before --disc-augment have no "augment" key: their discriminators saw the images as they are.
+        augment = ", DiffAugment (color, translation, cutout) on the discriminator's inputs" if gan.get("augment") else ""
         losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
-                  f"{gan['disc_learning_rate']:g})")
+                  f"{gan['disc_learning_rate']:g}{augment})")
     if report["ema_decay"]:
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
     return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
@@ -570,6 +579,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--adaptive-gan-weight", action="store_true",
                         help="--gan-weight multiplies taming's adaptive weight (the GAN gradient scaled to the L2 "
                              "gradient's size at the decoder's last layer) instead of being the weight (official: fixed)")
+    parser.add_argument("--disc-augment", action="store_true",
+                        help="DiffAugment (color, translation, cutout) on every image the discriminator sees, real or "
+                             "reconstructed (not in the official recipe: for small datasets, which a discriminator "
+                             "memorises)")
     parser.add_argument("--disc-learning-rate", type=float, default=DISC_LEARNING_RATE,
                         help=f"the discriminator's learning rate (default {DISC_LEARNING_RATE:g}, the official)")
     parser.add_argument("--ema-decay", type=float, default=None,
@@ -592,10 +605,10 @@ def main(argv=None) -> dict:
         if not 0 <= start < steps:
             raise SystemExit(f"--gan-start must be a step in [0, {steps}) so that the GAN trains; got {start}.")
         gan = {"weight": args.gan_weight, "start": start, "disc_learning_rate": args.disc_learning_rate,
-               "adaptive": args.adaptive_gan_weight}
-    elif args.gan_start is not None or args.adaptive_gan_weight:
-        raise SystemExit("--gan-start and --adaptive-gan-weight need --gan-weight above 0 (without it no GAN is "
-                         "trained).")
+               "adaptive": args.adaptive_gan_weight, "augment": args.disc_augment}
+    elif args.gan_start is not None or args.adaptive_gan_weight or args.disc_augment:
+        raise SystemExit("--gan-start, --adaptive-gan-weight and --disc-augment need --gan-weight above 0 (without it "
+                         "no GAN is trained).")
     if args.ema_decay is not None and not 0 < args.ema_decay < 1:
         raise SystemExit(f"--ema-decay must be in (0, 1); got {args.ema_decay}.")
     seeds = tuple(args.seeds) if args.seeds else (SEEDS[:1] if args.quick else SEEDS)

@@ -211,12 +211,12 @@ def assert_no_reads_between_logging_steps(objective, config) -> CountingEngine:
 
 
 def test_tokenizer_training_steps_between_logging_steps_never_read_the_device(tmp_path):
-    # GAN from step 1 (adaptive weight, LeCam), EMA of the weights; LPIPS is left out only for speed
+    # GAN from step 1 (adaptive weight, LeCam, DiffAugment), EMA of the weights; LPIPS is left out only for speed
     # (a plain network call, as the discriminator's).
     raw = tiny_raw(tmp_path, data={"max_eval_images": 4},
                    training={"max_steps": 4, "log_every": 3, "report_to": "none", "ema_decay": 0.99},
                    loss={"disc_weight": 0.8, "disc_start": 1, "disc_layers": 2, "disc_channels": 8,
-                         "lecam_weight": 0.1})
+                         "lecam_weight": 0.1, "disc_augment": ["color", "translation", "cutout"]})
     config = TrainConfig.from_dict(raw)
     engine = assert_no_reads_between_logging_steps(TokenizerObjective(config), config)
     assert {"discriminator", "lecam", "adversarial_weight"} <= set(engine.history[-1])

@@ -335,7 +335,7 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
     assert report["gan"] == {"weight": 0.1, "start": 1, "disc_learning_rate": 1e-4, "adaptive": False,
-                             "discriminator": small_run.GAN_DISCRIMINATOR}
+                             "augment": False, "discriminator": small_run.GAN_DISCRIMINATOR}
     assert "L2 + GAN (weight 0.1 from step 1" in (tmp_path / "titok_small_run.md").read_text()
     assert "discriminator" in done.stdout + done.stderr  # the engine's progress shows the discriminator's loss
     logged = report["training_history"]["ours, seed 0"]
@@ -344,8 +344,9 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
     assert (section["disc_start"], section["discriminator"], section["adaptive_disc_weight"]) == (5, "maskbit", False)
     assert small_run.gan_loss_section(0.0, 5) == {}
     assert small_run.gan_loss_section(0.1, 5, adaptive=True)["adaptive_disc_weight"] is True
+    assert section["disc_augment"] == []  # the official recipe augments nothing
     for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"],
-                ["--adaptive-gan-weight"]):
+                ["--adaptive-gan-weight"], ["--disc-augment"]):
         with pytest.raises(SystemExit, match="--gan"):
             small_run.main(["--quick", "--steps", "3", *bad])
 
@@ -364,7 +365,7 @@ def engine_config_of_train_variant(tmp_path, **options):
 def test_adaptive_gan_weight_on_request(tmp_path):
     """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
     report and the table say so."""
-    gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True}
+    gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True, "augment": False}
     loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start) == (0.1, True, 2)
     done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
@@ -378,6 +379,23 @@ def test_adaptive_gan_weight_on_request(tmp_path):
                if "adversarial_weight" in entry]
     assert len(weights) == 2 and all(weight > 0 and abs(weight - 0.1) > 1e-6 for weight in weights)
     assert "weight 0.1 x taming's adaptive weight from step 1" in (tmp_path / "out" / "titok_small_run.md").read_text()
+
+
+def test_disc_augment_on_request(tmp_path):
+    """--disc-augment puts DiffAugment's three policies on the discriminator's inputs in the engine's loss config;
+    the report and the table say so."""
+    gan = {"weight": 0.01, "start": 2, "disc_learning_rate": 1e-4, "adaptive": False, "augment": True}
+    loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
+    assert (loss.disc_weight, loss.disc_augment) == (0.01, ["color", "translation", "cutout"])
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
+                           "--steps", "3", "--gan-weight", "0.01", "--gan-start", "1", "--disc-augment",
+                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "titok_small_run.json").read_text())
+    assert report["gan"]["augment"] is True
+    assert any("logits_real" in entry for entry in report["training_history"]["conv, seed 0"])  # the GAN trained
+    assert ("discriminator learning rate 0.0001, DiffAugment (color, translation, cutout) on the discriminator's "
+            "inputs)") in (tmp_path / "out" / "titok_small_run.md").read_text()
 
 
 def test_weight_ema_on_request(tmp_path):

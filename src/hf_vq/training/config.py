@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..data.transforms import TRAIN_CROPS
+from ..losses.diff_augment import check_diff_augment_policy
 from ..modules.discriminators import check_discriminator_options
 
 # The embedded demo run: what `hf-vq train` does with no arguments (configs/demo/vqvae.yaml mirrors it).
@@ -248,6 +249,9 @@ class LossConfig(_Section):
     discriminator_loss_weight: multiplies the discriminator's own loss (1; LlamaGen's ``VQLoss`` scales it
         by its ``disc_weight``, 0.5 in ``vq_train.py``, which matters under gradient clipping).
     lecam_weight: LeCam regularisation of the discriminator (0 = off; TiTok uses 0.001).
+    disc_augment: DiffAugment policies applied to every image the discriminator sees, real or reconstructed,
+        in both steps (``hf_vq.losses.DiffAugment``: any of "color", "translation", "cutout"; empty = none,
+        as in every official recipe). For small datasets, where the discriminator memorises the images.
     objective: what the run minimises (``hf-vq train`` picks the objective from it):
         "reconstruction" (default: the terms above), "proxy_codes" (TiTok stage 1: cross-entropy
         of the decoder's logits against the codes a frozen ``proxy_tokenizer`` gives each image cell),
@@ -276,6 +280,7 @@ class LossConfig(_Section):
     discriminator_loss_weight: float = 1.0
     lecam_weight: float = 0.0
     lecam_decay: float = 0.999
+    disc_augment: list[str] = field(default_factory=list)
     objective: typing.Literal["reconstruction", "proxy_codes", "decoder_finetune"] = "reconstruction"
     proxy_tokenizer: str | None = None
     quantizer_weight: float = 1.0
@@ -288,8 +293,12 @@ class LossConfig(_Section):
         _check(0 <= self.lecam_decay < 1, "loss.lecam_decay", "in [0, 1)", self.lecam_decay)
         try:
             check_discriminator_options(self.discriminator, self.discriminator_options)
+            check_diff_augment_policy(self.disc_augment)
         except ValueError as error:
-            raise ConfigError(str(error)) from None
+            raise ConfigError(f"loss: {error}") from None
+        _check(not self.disc_augment or self.disc_weight > 0, "loss.disc_augment",
+               "empty without a discriminator (loss.disc_weight 0): it augments the discriminator's inputs",
+               self.disc_augment)
         if self.discriminator == "maskbit" and (self.disc_layers, self.disc_channels) != (3, 64):
             raise ConfigError("loss.disc_layers and loss.disc_channels size PatchGAN and StyleGAN; the maskbit "
                               "discriminator takes loss.discriminator_options.num_stages and hidden_channels. "

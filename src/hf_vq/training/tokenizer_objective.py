@@ -10,6 +10,8 @@ Per micro-batch (the engine back-propagates and steps each loss in turn):
 2. discriminator (after ``disc_start``): hinge or non-saturating loss on real vs detached
    reconstructions, plus LeCam regularisation.
 
+With ``loss.disc_augment`` every image the discriminator sees, in both steps, is augmented first (DiffAugment).
+
 At the end: evaluation on held-out images (usage, perplexity, PSNR, SSIM, and LPIPS and rFID
 when their network weights are on disk; a missing one is skipped with a message naming the
 file), then the model and its ``VQImageProcessor`` and ``reconstructions.png``.
@@ -29,7 +31,7 @@ from ..evaluation import (
     load_lpips_network,
     save_reconstruction_grid,
 )
-from ..losses import ConvNeXtPerceptualLoss, LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
+from ..losses import ConvNeXtPerceptualLoss, DiffAugment, LeCamRegularizer, LPIPSLoss, adaptive_generator_weight, discriminator_loss, generator_loss
 from ..modules import build_discriminator
 from ..processing import VQImageProcessor
 from ..quantizers import CodebookUsage
@@ -124,6 +126,8 @@ class TokenizerObjective(Objective):
         self.fid_feature_extractor = fid_feature_extractor
         self.num_unreadable = 0
         self.grid_images = None
+        # What the discriminator sees of every image, in both steps (no state: nothing to checkpoint).
+        self.disc_augment = DiffAugment(self.cfg.disc_augment) if self.cfg.disc_augment else nn.Identity()
 
     # -- build ------------------------------------------------------------------------------
     def build(self, engine) -> None:
@@ -214,7 +218,7 @@ class TokenizerObjective(Objective):
         if self.gan_active(step):
             # The discriminator is frozen here and called unwrapped: the GAN term trains the generator only.
             self.raw_discriminator.requires_grad_(False)
-            g_loss = generator_loss(cfg.disc_loss, self.raw_discriminator(reconstruction).float())
+            g_loss = generator_loss(cfg.disc_loss, self.raw_discriminator(self.disc_augment(reconstruction)).float())
             self.raw_discriminator.requires_grad_(True)
             if cfg.adaptive_disc_weight:
                 weight = cfg.disc_weight * adaptive_generator_weight(nll, g_loss, self.unwrapped.last_layer)
@@ -228,8 +232,8 @@ class TokenizerObjective(Objective):
         yield StepLoss("model", total, terms)
 
         if self.gan_active(step):
-            logits_real = self.discriminator(pixel_values.detach()).float()
-            logits_fake = self.discriminator(reconstruction.detach()).float()
+            logits_real = self.discriminator(self.disc_augment(pixel_values.detach())).float()
+            logits_fake = self.discriminator(self.disc_augment(reconstruction.detach())).float()
             d_loss = cfg.discriminator_loss_weight * discriminator_loss(cfg.disc_loss, logits_real, logits_fake)
             d_terms = {"discriminator": d_loss, "logits_real": logits_real.mean().detach(),
                        "logits_fake": logits_fake.mean().detach()}

@@ -1,0 +1,114 @@
+"""Differentiable augmentation of the discriminator's inputs (DiffAugment: Zhao et al. 2020, "Differentiable
+Augmentation for Data-Efficient GAN Training", arXiv 2006.10738).
+
+A discriminator trained on few images memorises them and wins; its gradient then rewards whatever separates
+those images from the generator's, not realism. DiffAugment draws a random augmentation for every image the
+discriminator sees, real or generated, in its own step and in the generator's, and the augmentation is
+differentiable, so the generator is trained through it. The three policies and their ranges are the paper's,
+for images in [-1, 1]:
+
+- ``color``: brightness + U(-0.5, 0.5); saturation: each pixel's distance to its channel mean x U(0, 2);
+  contrast: the distance to the image mean x U(0.5, 1.5);
+- ``translation``: a shift by up to 1/8 of the side in each direction (whole pixels), zeros shifted in;
+- ``cutout``: a square of half the side, centred anywhere in the image (clipped at its edges), set to 0.
+
+Every draw is per image, from torch's global generator (the engine seeds it and saves its state).
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+DIFF_AUGMENT_POLICIES = ("color", "translation", "cutout")
+
+
+def _uniform(images: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """One draw per image, shaped to broadcast over (C, H, W)."""
+    return low + (high - low) * torch.rand(images.shape[0], 1, 1, 1, device=images.device, dtype=images.dtype)
+
+
+def random_color(images: torch.Tensor) -> torch.Tensor:
+    """Brightness, then saturation, then contrast, each with its own draw per image."""
+    images = images + _uniform(images, -0.5, 0.5)
+    channel_mean = images.mean(dim=1, keepdim=True)
+    images = (images - channel_mean) * _uniform(images, 0.0, 2.0) + channel_mean
+    image_mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return (images - image_mean) * _uniform(images, 0.5, 1.5) + image_mean
+
+
+def translate(images: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Shift image b by ``shifts[b] = (down, right)`` whole pixels, each in [-max_shift, max_shift]:
+    out[b, :, y, x] = images[b, :, y - down, x - right], zero where that falls outside the image. (``max_shift``
+    is the caller's bound, a Python int: reading it from ``shifts`` would wait for the device every step.)"""
+    batch, _, height, width = images.shape
+    pad = max_shift
+    padded = nn.functional.pad(images, (pad, pad, pad, pad))
+    rows = torch.arange(height, device=images.device)[None, :] - shifts[:, 0:1] + pad  # (B, H)
+    cols = torch.arange(width, device=images.device)[None, :] - shifts[:, 1:2] + pad  # (B, W)
+    picked = padded[torch.arange(batch, device=images.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2)  # advanced indexing put the channel axis last
+
+
+def random_translation(images: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    max_shifts = (int(height * ratio + 0.5), int(width * ratio + 0.5))
+    bounds = torch.tensor(max_shifts, device=images.device)
+    shifts = torch.floor(torch.rand(images.shape[0], 2, device=images.device) * (2 * bounds + 1)).long() - bounds
+    return translate(images, shifts, max(max_shifts))
+
+
+def cut_out(images: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
+    """Set to 0 a ``size`` x ``size`` square of image b whose top-left corner is ``centres[b] - size // 2``
+    (row, column), clipped at the image's edges."""
+    height, width = images.shape[-2:]
+    top_left = centres - size // 2  # (B, 2)
+    rows = torch.arange(height, device=images.device)[None, :]
+    cols = torch.arange(width, device=images.device)[None, :]
+    inside_rows = (rows >= top_left[:, 0:1]) & (rows < top_left[:, 0:1] + size)  # (B, H)
+    inside_cols = (cols >= top_left[:, 1:2]) & (cols < top_left[:, 1:2] + size)  # (B, W)
+    keep = ~(inside_rows[:, :, None] & inside_cols[:, None, :])
+    return images * keep[:, None].to(images.dtype)
+
+
+def random_cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    if height != width:
+        raise ValueError(f"cutout takes square images (a square of half the side); got {height} x {width}.")
+    size = int(height * ratio + 0.5)
+    centres = torch.floor(torch.rand(images.shape[0], 2, device=images.device) * height).long()
+    return cut_out(images, centres, size)
+
+
+_POLICY_FUNCTIONS = {"color": random_color, "translation": random_translation, "cutout": random_cutout}
+
+
+def check_diff_augment_policy(policy: Sequence[str]) -> None:
+    unknown = [name for name in policy if name not in DIFF_AUGMENT_POLICIES]
+    if unknown:
+        raise ValueError(f"Unknown DiffAugment policies {unknown}; choose from {list(DIFF_AUGMENT_POLICIES)}.")
+    if len(set(policy)) != len(policy):
+        raise ValueError(f"DiffAugment policy {list(policy)} names one policy twice; name each at most once.")
+
+
+class DiffAugment(nn.Module):
+    """Applies the named policies in order (the paper's: color, translation, cutout); no parameters."""
+
+    def __init__(self, policy: Sequence[str] = DIFF_AUGMENT_POLICIES):
+        super().__init__()
+        check_diff_augment_policy(policy)
+        if not policy:
+            raise ValueError("DiffAugment needs at least one policy; leave it out to augment nothing.")
+        self.policy = tuple(policy)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        for name in self.policy:
+            images = _POLICY_FUNCTIONS[name](images)
+        return images
+
+    def extra_repr(self) -> str:
+        return f"policy={list(self.policy)}"
+
+
+__all__ = ["DIFF_AUGMENT_POLICIES", "DiffAugment", "check_diff_augment_policy", "cut_out", "random_color",
+           "random_cutout", "random_translation", "translate"]
