@@ -362,23 +362,29 @@ def engine_config_of_train_variant(tmp_path, **options):
     return seen["config"]
 
 
+def quick_conv_gan_run(output_dir: Path, weight: str, *options: str) -> tuple[dict, str]:
+    """The script's quick conv run, 3 steps, GAN of ``weight`` from step 1 with ``options``: (report, table)."""
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
+                           "--steps", "3", "--gan-weight", weight, "--gan-start", "1", *options,
+                           "--output-dir", str(output_dir)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (json.loads((output_dir / "titok_small_run.json").read_text()),
+            (output_dir / "titok_small_run.md").read_text())
+
+
 def test_adaptive_gan_weight_on_request(tmp_path):
     """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
     report and the table say so."""
     gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True, "augment": False}
     loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start) == (0.1, True, 2)
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
-                           "--steps", "3", "--gan-weight", "0.1", "--gan-start", "1", "--adaptive-gan-weight",
-                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads((tmp_path / "out" / "titok_small_run.json").read_text())
+    report, table = quick_conv_gan_run(tmp_path / "out", "0.1", "--adaptive-gan-weight")
     assert report["gan"]["adaptive"] is True
     # the engine logged 0.1 x taming's ratio of gradient norms, not the fixed 0.1
     weights = [entry["adversarial_weight"] for entry in report["training_history"]["conv, seed 0"]
                if "adversarial_weight" in entry]
     assert len(weights) == 2 and all(weight > 0 and abs(weight - 0.1) > 1e-6 for weight in weights)
-    assert "weight 0.1 x taming's adaptive weight from step 1" in (tmp_path / "out" / "titok_small_run.md").read_text()
+    assert "weight 0.1 x taming's adaptive weight from step 1" in table
 
 
 def test_disc_augment_on_request(tmp_path):
@@ -387,15 +393,11 @@ def test_disc_augment_on_request(tmp_path):
     gan = {"weight": 0.01, "start": 2, "disc_learning_rate": 1e-4, "adaptive": False, "augment": True}
     loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.disc_augment) == (0.01, ["color", "translation", "cutout"])
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "titok_small_run.py"), "--quick", "--variants", "conv",
-                           "--steps", "3", "--gan-weight", "0.01", "--gan-start", "1", "--disc-augment",
-                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads((tmp_path / "out" / "titok_small_run.json").read_text())
+    report, table = quick_conv_gan_run(tmp_path / "out", "0.01", "--disc-augment")
     assert report["gan"]["augment"] is True
     assert any("logits_real" in entry for entry in report["training_history"]["conv, seed 0"])  # the GAN trained
     assert ("discriminator learning rate 0.0001, DiffAugment (color, translation, cutout) on the discriminator's "
-            "inputs)") in (tmp_path / "out" / "titok_small_run.md").read_text()
+            "inputs)") in table
 
 
 def test_weight_ema_on_request(tmp_path):
