@@ -42,10 +42,9 @@ def translate(images: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> tor
     out[b, :, y, x] = images[b, :, y - down, x - right], zero where that falls outside the image. (``max_shift``
     is the caller's bound, a Python int: reading it from ``shifts`` would wait for the device every step.)"""
     batch, _, height, width = images.shape
-    pad = max_shift
-    padded = nn.functional.pad(images, (pad, pad, pad, pad))
-    rows = torch.arange(height, device=images.device)[None, :] - shifts[:, 0:1] + pad  # (B, H)
-    cols = torch.arange(width, device=images.device)[None, :] - shifts[:, 1:2] + pad  # (B, W)
+    padded = nn.functional.pad(images, (max_shift,) * 4)
+    rows = torch.arange(height, device=images.device)[None, :] - shifts[:, 0:1] + max_shift  # (B, H)
+    cols = torch.arange(width, device=images.device)[None, :] - shifts[:, 1:2] + max_shift  # (B, W)
     picked = padded[torch.arange(batch, device=images.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     return picked.permute(0, 3, 1, 2)  # advanced indexing put the channel axis last
 
@@ -53,8 +52,10 @@ def translate(images: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> tor
 def random_translation(images: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     height, width = images.shape[-2:]
     max_shifts = (int(height * ratio + 0.5), int(width * ratio + 0.5))
-    bounds = torch.tensor(max_shifts, device=images.device)
-    shifts = torch.floor(torch.rand(images.shape[0], 2, device=images.device) * (2 * bounds + 1)).long() - bounds
+    draws = torch.rand(images.shape[0], 2, device=images.device)
+    # Python bounds per axis: no tensor copied from the host every step.
+    shifts = torch.stack([torch.floor(draws[:, axis] * (2 * bound + 1)).long() - bound
+                          for axis, bound in enumerate(max_shifts)], dim=1)
     return translate(images, shifts, max(max_shifts))
 
 
