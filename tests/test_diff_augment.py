@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from objective_stand_ins import FixedReconstruction
 
 from hf_vq.losses import DiffAugment
 from hf_vq.losses.diff_augment import cut_out, random_color, random_cutout, random_translation, translate
@@ -134,16 +135,6 @@ class RecordingDiscriminator(torch.nn.Module):
     def forward(self, images):
         self.seen.append(images.detach().clone())
         return self.scale * images.mean(dim=(1, 2, 3))
-
-
-class FixedReconstruction(torch.nn.Module):
-    def __init__(self, reconstruction):
-        super().__init__()
-        self.reconstruction = reconstruction
-
-    def forward(self, pixel_values):
-        return SimpleNamespace(reconstruction=self.reconstruction, reconstruction_loss=torch.zeros(()), loss_terms={},
-                               quantizer_loss=None, indices=torch.zeros(pixel_values.shape[0], dtype=torch.long))
 
 
 @pytest.mark.parametrize("policy", [[], ["cutout"]])

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from objective_stand_ins import FixedReconstruction
 from safetensors.torch import load_file
 
 from hf_vq.losses import LeCamRegularizer
@@ -123,18 +124,6 @@ def test_options_are_checked_with_a_clear_error():
         TrainConfig.from_dict({**base, "loss": {"discriminator": "maskbit", "disc_layers": 2}})
     with pytest.raises(ConfigError, match="options of the maskbit discriminator"):
         TrainConfig.from_dict({**base, "loss": {"discriminator_options": {"num_stages": 2}}})
-
-
-class FixedReconstruction(torch.nn.Module):
-    """Stands in for the tokenizer: returns the given reconstruction and zero reconstruction / quantizer terms."""
-
-    def __init__(self, reconstruction: torch.Tensor):
-        super().__init__()
-        self.reconstruction = reconstruction
-
-    def forward(self, pixel_values):
-        return SimpleNamespace(reconstruction=self.reconstruction, reconstruction_loss=torch.zeros(()), loss_terms={},
-                               quantizer_loss=None, indices=torch.zeros(pixel_values.shape[0], dtype=torch.long))
 
 
 def test_gan_losses_lecam_and_gradients_equal_the_official_single_stage_loss(fixture):
