@@ -49,25 +49,35 @@ def test_random_translation_shifts_each_image_by_at_most_an_eighth_of_its_side()
     assert set(map(tuple, shifts.tolist())) == {(down, right) for down in range(-2, 3) for right in range(-2, 3)}
 
 
-def test_cut_out_zeroes_a_square_clipped_at_the_edges():
-    images = torch.randn(3, 2, 8, 8) + 5  # no zeros of its own
-    out = cut_out(images, torch.tensor([[4, 4], [0, 7], [7, 1]]), size=4)
+def test_cut_out_zeroes_a_rectangle_clipped_at_the_edges():
+    images = torch.randn(4, 2, 8, 10) + 5  # no zeros of its own
+    out = cut_out(images, torch.tensor([[4, 4], [0, 9], [8, 1], [3, 5]]), size=(4, 6))
     expected = images.numpy().copy()
-    expected[0, :, 2:6, 2:6] = 0  # top-left corner = centre - 2
-    expected[1, :, 0:2, 5:8] = 0  # rows -2..1 and columns 5..8, clipped
-    expected[2, :, 5:8, 0:3] = 0
+    expected[0, :, 2:6, 1:7] = 0  # top-left corner = centre - (2, 3)
+    expected[1, :, 0:2, 6:10] = 0  # rows -2..1 and columns 6..11, clipped
+    expected[2, :, 6:8, 0:4] = 0  # rows 6..9 and columns -2..3, clipped
+    expected[3, :, 1:5, 2:8] = 0
     np.testing.assert_array_equal(out.numpy(), expected)
 
 
-def test_random_cutout_zeroes_up_to_half_the_side_in_each_image():
+@pytest.mark.parametrize("height, width", [(16, 16), (8, 14), (9, 16)])
+def test_random_cutout_zeroes_half_of_each_side_overhanging_either_edge_alike(height, width):
     torch.manual_seed(0)
-    images = torch.randn(64, 3, 16, 16) + 10
+    images = torch.randn(2000, 3, height, width) + 10
     zeroed = (random_cutout(images) == 0).all(dim=1)  # (B, H, W): a whole pixel set to 0
     rows, cols = zeroed.any(dim=2), zeroed.any(dim=1)
-    for mask, row, col in zip(zeroed, rows, cols):
-        assert 1 <= row.sum() <= 8 and 1 <= col.sum() <= 8
+    for mask, row, col in zip(zeroed[:100], rows, cols):
         assert torch.equal(mask, row[:, None] & col[None, :])  # one axis-aligned rectangle
-    assert (rows.sum(1) == 8).any() and (rows.sum(1) < 8).any()  # whole squares inside, clipped ones at the edges
+    for used, side in ((rows, height), (cols, width)):
+        size = int(side * 0.5 + 0.5)
+        counts = used.sum(dim=1)
+        assert counts.max() == size and counts.min() == size - size // 2  # whole inside; at most half cut off
+        # The official centre range: a rectangle cut to its smallest sits at the first or the last rows as
+        # often (a range one too short never cuts an even-sized one that far at the far edge).
+        smallest = counts == counts.min()
+        at_start, at_end = (smallest & used[:, 0]).sum(), (smallest & used[:, -1]).sum()
+        if size % 2 == 0:
+            assert at_start > 0 and at_end > 0 and abs(int(at_start) - int(at_end)) < 0.5 * int(at_start + at_end)
 
 
 def test_random_color_hand_cases():
@@ -109,8 +119,6 @@ def test_diff_augment_errors():
         DiffAugment(["cutout", "cutout"])
     with pytest.raises(ValueError, match="at least one policy"):
         DiffAugment([])
-    with pytest.raises(ValueError, match="square images"):
-        random_cutout(torch.zeros(1, 3, 8, 16))
 
 
 def test_config_checks_disc_augment():

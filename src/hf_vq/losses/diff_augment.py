@@ -10,7 +10,9 @@ for images in [-1, 1]:
 - ``color``: brightness + U(-0.5, 0.5); saturation: each pixel's distance to its channel mean x U(0, 2);
   contrast: the distance to the image mean x U(0.5, 1.5);
 - ``translation``: a shift by up to 1/8 of the side in each direction (whole pixels), zeros shifted in;
-- ``cutout``: a square of half the side, centred anywhere in the image (clipped at its edges), set to 0.
+- ``cutout``: a rectangle of half the height and half the width, set to 0; its centre is drawn as in the
+  official code (rows 0 to H - 1 for an odd size, 0 to H for an even one, so that it overhangs either edge
+  by as much; the same for columns), clipped at the image's edges.
 
 Every draw is per image, from torch's global generator (the engine seeds it and saves its state).
 """
@@ -59,26 +61,30 @@ def random_translation(images: torch.Tensor, ratio: float = 0.125) -> torch.Tens
     return translate(images, shifts, max(max_shifts))
 
 
-def cut_out(images: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
-    """Set to 0 a ``size`` x ``size`` square of image b whose top-left corner is ``centres[b] - size // 2``
+def cut_out(images: torch.Tensor, centres: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Set to 0 a ``size = (rows, columns)`` rectangle of image b whose top-left corner is ``centres[b] - size // 2``
     (row, column), clipped at the image's edges."""
     height, width = images.shape[-2:]
-    top_left = centres - size // 2  # (B, 2)
+    size_rows, size_cols = size
+    top = centres[:, 0:1] - size_rows // 2  # (B, 1)
+    left = centres[:, 1:2] - size_cols // 2
     rows = torch.arange(height, device=images.device)[None, :]
     cols = torch.arange(width, device=images.device)[None, :]
-    inside_rows = (rows >= top_left[:, 0:1]) & (rows < top_left[:, 0:1] + size)  # (B, H)
-    inside_cols = (cols >= top_left[:, 1:2]) & (cols < top_left[:, 1:2] + size)  # (B, W)
+    inside_rows = (rows >= top) & (rows < top + size_rows)  # (B, H)
+    inside_cols = (cols >= left) & (cols < left + size_cols)  # (B, W)
     keep = ~(inside_rows[:, :, None] & inside_cols[:, None, :])
     return images * keep[:, None].to(images.dtype)
 
 
 def random_cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
-    height, width = images.shape[-2:]
-    if height != width:
-        raise ValueError(f"cutout takes square images (a square of half the side); got {height} x {width}.")
-    size = int(height * ratio + 0.5)
-    centres = torch.floor(torch.rand(images.shape[0], 2, device=images.device) * height).long()
-    return cut_out(images, centres, size)
+    sides = images.shape[-2:]
+    sizes = tuple(int(side * ratio + 0.5) for side in sides)
+    draws = torch.rand(images.shape[0], 2, device=images.device)
+    # Centres in [0, side + 1 - size % 2) (the official range): an even-sized rectangle centred on row `side`
+    # overhangs the bottom edge by half its height, as one centred on row 0 overhangs the top.
+    centres = torch.stack([torch.floor(draws[:, axis] * (side + 1 - size % 2)).long()
+                           for axis, (side, size) in enumerate(zip(sides, sizes))], dim=1)
+    return cut_out(images, centres, sizes)
 
 
 _POLICY_FUNCTIONS = {"color": random_color, "translation": random_translation, "cutout": random_cutout}
