@@ -39,6 +39,14 @@ def random_color(images: torch.Tensor) -> torch.Tensor:
     return (images - image_mean) * _uniform(images, 0.5, 1.5) + image_mean
 
 
+def _integers_per_axis(images: torch.Tensor, counts, offsets=(0, 0)) -> torch.Tensor:
+    """(B, 2) whole numbers, one per image and axis (row, column), uniform in [-offset, count - offset). The bounds
+    stay Python numbers: no tensor copied from the host every step."""
+    draws = torch.rand(images.shape[0], 2, device=images.device)
+    return torch.stack([torch.floor(draws[:, axis] * count).long() - offset
+                        for axis, (count, offset) in enumerate(zip(counts, offsets))], dim=1)
+
+
 def translate(images: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
     """Shift image b by ``shifts[b] = (down, right)`` whole pixels, each in [-max_shift, max_shift]:
     out[b, :, y, x] = images[b, :, y - down, x - right], zero where that falls outside the image. (``max_shift``
@@ -54,10 +62,7 @@ def translate(images: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> tor
 def random_translation(images: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     height, width = images.shape[-2:]
     max_shifts = (int(height * ratio + 0.5), int(width * ratio + 0.5))
-    draws = torch.rand(images.shape[0], 2, device=images.device)
-    # Python bounds per axis: no tensor copied from the host every step.
-    shifts = torch.stack([torch.floor(draws[:, axis] * (2 * bound + 1)).long() - bound
-                          for axis, bound in enumerate(max_shifts)], dim=1)
+    shifts = _integers_per_axis(images, counts=[2 * bound + 1 for bound in max_shifts], offsets=max_shifts)
     return translate(images, shifts, max(max_shifts))
 
 
@@ -79,11 +84,9 @@ def cut_out(images: torch.Tensor, centres: torch.Tensor, size: tuple[int, int]) 
 def random_cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     sides = images.shape[-2:]
     sizes = tuple(int(side * ratio + 0.5) for side in sides)
-    draws = torch.rand(images.shape[0], 2, device=images.device)
     # Centres in [0, side + 1 - size % 2) (the official range): an even-sized rectangle centred on row `side`
     # overhangs the bottom edge by half its height, as one centred on row 0 overhangs the top.
-    centres = torch.stack([torch.floor(draws[:, axis] * (side + 1 - size % 2)).long()
-                           for axis, (side, size) in enumerate(zip(sides, sizes))], dim=1)
+    centres = _integers_per_axis(images, counts=[side + 1 - size % 2 for side, size in zip(sides, sizes)])
     return cut_out(images, centres, sizes)
 
 
