@@ -364,14 +364,19 @@ GAN_START_FRACTION = 200_000 / 650_000  # the official run starts the GAN at ste
 DISC_LEARNING_RATE = 1e-4  # the official discriminator's
 
 
-def gan_loss_section(weight: float, start: int, adaptive: bool = False, augment: bool = False) -> dict:
-    """The ``loss`` keys that add the shrunk official GAN from step ``start`` (none for weight 0); ``adaptive``:
+def gan_discriminator(stages: int = GAN_DISCRIMINATOR["num_stages"]) -> dict:
+    """The shrunk discriminator's options with ``stages`` downsampling stages (``--disc-stages``)."""
+    return {**GAN_DISCRIMINATOR, "num_stages": stages}
+
+
+def gan_loss_section(weight: float, start: int, adaptive: bool = False, augment: bool = False,
+                     stages: int = GAN_DISCRIMINATOR["num_stages"]) -> dict:
+    """The ``loss`` keys that add the shrunk official GAN from step ``start``; ``adaptive``:
     ``weight`` multiplies taming's adaptive weight (``--adaptive-gan-weight``) instead of being the weight;
-    ``augment``: DiffAugment's three policies on the discriminator's inputs (``--disc-augment``; not official)."""
-    if weight == 0:
-        return {}
+    ``augment``: DiffAugment's three policies on the discriminator's inputs (``--disc-augment``; not official);
+    ``stages``: the discriminator's downsampling stages (``--disc-stages``)."""
     return {"disc_weight": weight, "adaptive_disc_weight": adaptive, "disc_start": start, "disc_loss": "hinge",
-            "discriminator": "maskbit", "discriminator_options": GAN_DISCRIMINATOR, "lecam_weight": 0.001,
+            "discriminator": "maskbit", "discriminator_options": gan_discriminator(stages), "lecam_weight": 0.001,
             "disc_augment": list(DIFF_AUGMENT_POLICIES) if augment else []}
 
 
@@ -389,7 +394,9 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
         "output_dir": str(output_dir / f"{variant}-seed{seed}"), "seed": seed, "model": model_section(variant, quick),
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "held_out"), "image_size": IMAGE_SIZE},
-        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"], gan["augment"]) if gan else {})},
+        "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"], gan["augment"],
+                                                                gan.get("stages", GAN_DISCRIMINATOR["num_stages"]))
+                                              if gan else {})},
         "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE,
                      "disc_learning_rate": gan["disc_learning_rate"] if gan else None, "optimizer": "adamw",
                      "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine",
@@ -538,8 +545,10 @@ def markdown(report: dict) -> str:
         weight = f"{gan['weight']:g}" + (" x taming's adaptive weight" if gan["adaptive"] else "")
         # Reports written before --disc-augment have no "augment" key: their discriminators saw the images as they are.
         augment = ", DiffAugment (color, translation, cutout) on the discriminator's inputs" if gan.get("augment") else ""
+        # Reports written before --disc-stages have no "stages" key: their discriminators had the default stages.
+        stages = gan.get("stages", GAN_DISCRIMINATOR["num_stages"])
         losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
-                  f"{gan['disc_learning_rate']:g}{augment})")
+                  f"{gan['disc_learning_rate']:g}, {stages} discriminator stage{'s' if stages > 1 else ''}{augment})")
     if report["ema_decay"]:
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
     return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
@@ -584,6 +593,10 @@ def main(argv=None) -> dict:
                         help="DiffAugment (color, translation, cutout) on every image the discriminator sees, real or "
                              "reconstructed (not in the official recipe: for small datasets, which a discriminator "
                              "memorises)")
+    parser.add_argument("--disc-stages", type=int, default=GAN_DISCRIMINATOR["num_stages"],
+                        help=f"the discriminator's downsampling stages (default {GAN_DISCRIMINATOR['num_stages']}; "
+                             "1 gives each logit about the share of a 32 px image that the official discriminator's "
+                             "logits see of a 256 px one)")
     parser.add_argument("--disc-learning-rate", type=float, default=DISC_LEARNING_RATE,
                         help=f"the discriminator's learning rate (default {DISC_LEARNING_RATE:g}, the official)")
     parser.add_argument("--ema-decay", type=float, default=None,
@@ -606,10 +619,13 @@ def main(argv=None) -> dict:
         if not 0 <= start < steps:
             raise SystemExit(f"--gan-start must be a step in [0, {steps}) so that the GAN trains; got {start}.")
         gan = {"weight": args.gan_weight, "start": start, "disc_learning_rate": args.disc_learning_rate,
-               "adaptive": args.adaptive_gan_weight, "augment": args.disc_augment}
-    elif args.gan_start is not None or args.adaptive_gan_weight or args.disc_augment:
-        raise SystemExit("--gan-start, --adaptive-gan-weight and --disc-augment need --gan-weight above 0 (without it "
-                         "no GAN is trained).")
+               "adaptive": args.adaptive_gan_weight, "augment": args.disc_augment, "stages": args.disc_stages}
+    elif (args.gan_start is not None or args.adaptive_gan_weight or args.disc_augment
+          or args.disc_stages != GAN_DISCRIMINATOR["num_stages"]):
+        raise SystemExit("--gan-start, --adaptive-gan-weight, --disc-augment and --disc-stages need --gan-weight above 0 "
+                         "(without it no GAN is trained).")
+    if args.disc_stages < 1:
+        raise SystemExit(f"--disc-stages must be at least 1; got {args.disc_stages}.")
     if args.ema_decay is not None and not 0 < args.ema_decay < 1:
         raise SystemExit(f"--ema-decay must be in (0, 1); got {args.ema_decay}.")
     seeds = tuple(args.seeds) if args.seeds else (SEEDS[:1] if args.quick else SEEDS)
@@ -660,7 +676,7 @@ def main(argv=None) -> dict:
         # How much of their cell detail is the same at the same place in every held-out photograph (near 1 / crops).
         "input_template_fraction": image_template_fraction(held_out, PATCH_SIZE),
         "variants": {v: model_section(v, args.quick) for v in variants},
-        "learning_rate": LEARNING_RATE, "gan": gan and {**gan, "discriminator": GAN_DISCRIMINATOR},
+        "learning_rate": LEARNING_RATE, "gan": gan and {**gan, "discriminator": gan_discriminator(gan["stages"])},
         "ema_decay": args.ema_decay, "metrics": rows,
         "baselines": trivial_baselines(held_out, PATCH_SIZE, NUM_LATENT_TOKENS),
         "benchmark_page_row": PAGE_ROW, "seconds_per_step": seconds_per_step,

@@ -335,18 +335,17 @@ def test_the_official_gan_shrunk_on_request(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "titok_small_run.json").read_text())
     assert report["gan"] == {"weight": 0.1, "start": 1, "disc_learning_rate": 1e-4, "adaptive": False,
-                             "augment": False, "discriminator": small_run.GAN_DISCRIMINATOR}
+                             "augment": False, "stages": 2, "discriminator": small_run.GAN_DISCRIMINATOR}
     assert "L2 + GAN (weight 0.1 from step 1" in (tmp_path / "titok_small_run.md").read_text()
     assert "discriminator" in done.stdout + done.stderr  # the engine's progress shows the discriminator's loss
     logged = report["training_history"]["ours, seed 0"]
     assert [entry["adversarial_weight"] for entry in logged if "adversarial_weight" in entry] == pytest.approx([0.1, 0.1])
     section = small_run.gan_loss_section(0.1, 5)
     assert (section["disc_start"], section["discriminator"], section["adaptive_disc_weight"]) == (5, "maskbit", False)
-    assert small_run.gan_loss_section(0.0, 5) == {}
     assert small_run.gan_loss_section(0.1, 5, adaptive=True)["adaptive_disc_weight"] is True
     assert section["disc_augment"] == []  # the official recipe augments nothing
     for bad in (["--gan-weight", "0.1", "--gan-start", "3"], ["--gan-start", "1"], ["--gan-weight", "-1"],
-                ["--adaptive-gan-weight"], ["--disc-augment"]):
+                ["--adaptive-gan-weight"], ["--disc-augment"], ["--disc-stages", "1"]):
         with pytest.raises(SystemExit, match="--gan"):
             small_run.main(["--quick", "--steps", "3", *bad])
 
@@ -398,6 +397,46 @@ def test_disc_augment_on_request(tmp_path):
     assert any("logits_real" in entry for entry in report["training_history"]["conv, seed 0"])  # the GAN trained
     assert ("discriminator learning rate 0.0001, DiffAugment (color, translation, cutout) on the discriminator's "
             "inputs)") in table
+
+
+def conv_receptive_field(discriminator, size: int) -> int:
+    """Rows of a size x size image that the middle logit's convolutions reach: the extent of its non-zero input
+    gradient with the GroupNorms taken out (their statistics span the whole image, the convolutions do not)."""
+    from torch import nn
+
+    for stage in discriminator.stages:
+        stage.norm = nn.Identity()
+    images = torch.randn(1, 3, size, size, dtype=torch.float64, requires_grad=True)
+    logits = discriminator.double()(images)
+    middle = logits.shape[-1] // 2
+    (gradient,) = torch.autograd.grad(logits[0, 0, middle, middle], images)
+    rows = (gradient.abs().sum((0, 1, 3)) > 0).nonzero().flatten()
+    return int(rows.max() - rows.min() + 1)
+
+
+def test_disc_stages_scale_the_discriminators_view_like_the_official_one(tmp_path):
+    """--disc-stages sets the shrunk discriminator's stages in the engine's config and the report. Why 1 is offered:
+    the official discriminator (3 stages, 256 px) reaches 112 px = 0.44 of the image per logit (worked by hand: 5x5
+    input conv 5, then per stage +2 for the 3x3 conv and +3 for the 4-tap blur times the stride so far, the 2x2 max-pool
+    to 16x16 +8, the 5x5 logit conv +4 x 16); the default 2 stages reach 28 of 32 px (0.88: every logit sees the
+    image's borders), 1 stage 18 of 32 (0.56), the closest share."""
+    from hf_vq.modules.discriminators import MaskBitDiscriminator
+
+    official = conv_receptive_field(MaskBitDiscriminator(hidden_channels=32, num_stages=3), 256)
+    assert official == 5 + (2 + 3) + (2 + 3) * 2 + (2 + 3) * 4 + 1 * 8 + 4 * 16 == 112
+    shares = {stages: conv_receptive_field(MaskBitDiscriminator(**small_run.gan_discriminator(stages)), 32) / 32
+              for stages in (1, 2)}
+    assert shares == {1: 18 / 32, 2: 28 / 32}
+    assert min(shares, key=lambda stages: abs(shares[stages] - official / 256)) == 1
+
+    gan = {"weight": 0.01, "start": 2, "disc_learning_rate": 1e-4, "adaptive": False, "augment": False, "stages": 1}
+    loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
+    assert loss.discriminator_options["num_stages"] == 1
+    report, table = quick_conv_gan_run(tmp_path / "out", "0.01", "--disc-stages", "1")
+    assert report["gan"]["stages"] == 1 and report["gan"]["discriminator"]["num_stages"] == 1
+    assert "discriminator learning rate 0.0001, 1 discriminator stage)" in table
+    with pytest.raises(SystemExit, match="--disc-stages must be at least 1"):
+        small_run.main(["--quick", "--gan-weight", "0.1", "--disc-stages", "0"])
 
 
 def test_weight_ema_on_request(tmp_path):
