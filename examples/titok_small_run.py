@@ -527,10 +527,11 @@ def checks(report: dict) -> dict:
 
 
 def markdown(report: dict) -> str:
-    """One line per (variant, seed), then the page's row, the no-tokenizer rows and the checks."""
+    """One line per (variant, seed), then the page's row, the no-tokenizer rows and the checks. Renders the reports
+    of earlier versions too: a measure they lack (e.g. the template fraction) shows as "-"."""
     lines = ["| run (held-out crops) | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, row in report["metrics"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4f}" if c in row else "-" for c in COLUMNS) + " |")
     lines.append(f"| benchmark page (ImageNet 256, TiTok-B-64, 1M steps; rFID {PAGE_ROW['rfid']}; not comparable) | "
                  f"{PAGE_ROW['psnr']:.4f} | {PAGE_ROW['ssim']:.4f} | {PAGE_ROW['codebook_usage']:.4f} |" + " - |" * (len(COLUMNS) - 3))
     for name, row in report["baselines"].items():
@@ -539,17 +540,20 @@ def markdown(report: dict) -> str:
     check_lines = [f"- {name}: " + ", ".join(f"{check} {'yes' if passed else 'NO'}" for check, passed in row.items())
                    for name, row in report["checks"].items()]
     timing = ", ".join(f"{name} {seconds:.3f}" for name, seconds in report["seconds_per_step"].items())
+    # Reports written before "jobs" was recorded do not say how many runs shared the cores.
+    jobs = report.get("jobs")
+    sharing = "" if jobs is None else "; one run at a time" if jobs == 1 else f"; {jobs} runs at a time sharing the cores"
     sigmas = ", ".join(f"{name} {row['equally_smooth_sigma']:.2f}" for name, row in report["metrics"].items())
     gan, losses = report["gan"], "L2 loss only"
     if gan:
-        weight = f"{gan['weight']:g}" + (" x taming's adaptive weight" if gan["adaptive"] else "")
-        # Reports written before --disc-augment have no "augment" key: their discriminators saw the images as they are.
+        # Reports written before --adaptive-gan-weight / --disc-augment lack those keys: fixed weight, images as they are.
+        weight = f"{gan['weight']:g}" + (" x taming's adaptive weight" if gan.get("adaptive") else "")
         augment = ", DiffAugment (color, translation, cutout) on the discriminator's inputs" if gan.get("augment") else ""
         # Reports written before --disc-stages have no "stages" key: their discriminators had the default stages.
         stages = gan.get("stages", GAN_DISCRIMINATOR["num_stages"])
         losses = (f"L2 + GAN (weight {weight} from step {gan['start']}, discriminator learning rate "
                   f"{gan['disc_learning_rate']:g}, {stages} discriminator stage{'s' if stages > 1 else ''}{augment})")
-    if report["ema_decay"]:
+    if report.get("ema_decay"):
         losses += f"; evaluated with the EMA of the weights (decay {report['ema_decay']:g})"
     return (f"Small run: {report['steps']} steps of batch {report['batch_size']} per variant and seed ({losses}), "
             f"{data['train_crops']} training crops ({IMAGE_SIZE} px) of {len(data['train_sources'])} photographs; "
@@ -559,15 +563,17 @@ def markdown(report: dict) -> str:
             "decoder width / pixel-head outputs: "
             + ", ".join(f"{v} {scale[v]['decoder_width_over_head_outputs']:.2f}" if report["variants"][v]["decoder_type"] == "pixel"
                         else f"{v} - (no per-cell pixel head)" for v in report["variants"])
-            + f". Input periodic energy fraction (held-out): {report['input_periodic_fraction']:.4f}; input template "
-            f"fraction: {report['input_template_fraction']:.4f}.\n\n"
+            + f". Input periodic energy fraction (held-out): {report['input_periodic_fraction']:.4f}"
+            + (f"; input template fraction: {report['input_template_fraction']:.4f}"
+               if "input_template_fraction" in report else "") + ".\n\n"
             + "\n".join(lines) + "\n\n"
             + f"Gaussian blur (sigma, px) that gives the held-out photographs each run's in-cell detail: {sigmas}.\n\n"
             + f"Checks (periodic fraction <= {PERIODIC_FRACTION_LIMIT:g} x the photographs', sharp and blurred to the "
             f"run's in-cell detail; energy ratio <= {PERIODIC_ENERGY_LIMIT:g}; blockiness <= {BLOCKINESS_LIMIT:g} x the "
             f"equally smooth photographs'; template fraction <= {TEMPLATE_FRACTION_LIMIT:g} x the photographs', sharp and "
             "equally smooth):\n" + "\n".join(check_lines) + "\n\n"
-            f"Seconds per training step (wall, one process): {timing}; whole script {report['seconds']} s.\n")
+            f"Seconds per training step (wall, each run's, with data loading and the final evaluation{sharing}): "
+            f"{timing}; whole script {report['seconds']} s.\n")
 
 
 def main(argv=None) -> dict:
@@ -677,7 +683,7 @@ def main(argv=None) -> dict:
         "input_template_fraction": image_template_fraction(held_out, PATCH_SIZE),
         "variants": {v: model_section(v, args.quick) for v in variants},
         "learning_rate": LEARNING_RATE, "gan": gan and {**gan, "discriminator": gan_discriminator(gan["stages"])},
-        "ema_decay": args.ema_decay, "metrics": rows,
+        "ema_decay": args.ema_decay, "jobs": args.jobs, "metrics": rows,
         "baselines": trivial_baselines(held_out, PATCH_SIZE, NUM_LATENT_TOKENS),
         "benchmark_page_row": PAGE_ROW, "seconds_per_step": seconds_per_step,
         # The engine's logged losses (every steps / 10), e.g. the GAN's adversarial weight and discriminator logits.

@@ -315,6 +315,9 @@ def test_parallel_jobs_give_the_same_metrics_as_one_after_the_other(tmp_path):
     for name, row in reports[0]["metrics"].items():
         assert reports[1]["metrics"][name] == pytest.approx(row, rel=1e-4)
     assert reports[0]["metrics"]["ours, seed 0"]["psnr"] != reports[0]["metrics"]["ours, seed 1"]["psnr"]
+    # the timings say whether the runs shared the cores
+    assert "one run at a time)" in (tmp_path / "1" / "titok_small_run.md").read_text()
+    assert "2 runs at a time sharing the cores)" in (tmp_path / "2" / "titok_small_run.md").read_text()
 
 
 def test_one_arm_and_seed_on_request(tmp_path):
@@ -459,3 +462,20 @@ def test_weight_ema_on_request(tmp_path):
     for bad in ("0", "1", "-0.5"):
         with pytest.raises(SystemExit, match="--ema-decay"):
             small_run.main(["--quick", "--steps", "3", "--ema-decay", bad])
+
+
+def test_markdown_renders_reports_of_earlier_versions():
+    """A committed report from before the template measure, the EMA option and the jobs count (docs/titok_small_run_gan)
+    renders: its measures in their columns, "-" for the ones it lacks, no input template fraction."""
+    report = json.loads((REPO / "docs" / "titok_small_run_gan" / "titok_small_run.json").read_text())
+    assert "input_template_fraction" not in report and "ema_decay" not in report and "jobs" not in report
+    table = small_run.markdown(report)
+    assert "input template fraction" not in table and "EMA" not in table
+    for name, row in report["metrics"].items():
+        assert "template_fraction" not in row
+        (line,) = [line for line in table.splitlines() if line.startswith(f"| {name} |")]
+        cells = [cell.strip() for cell in line.strip("|").split("|")][1:]
+        assert len(cells) == len(small_run.COLUMNS)
+        for column, cell in zip(small_run.COLUMNS, cells):
+            assert cell == (f"{row[column]:.4f}" if column in row else "-"), column
+        assert cells[small_run.COLUMNS.index("template_fraction")] == "-"
