@@ -7,7 +7,8 @@ and how much it paints at the same place in every image.
 Each point is one (report, seed) of ``examples/titok_small_run.py`` that has the template measure:
 x = the Gaussian blur (sigma, px) that gives the held-out photographs the run's in-cell detail (smaller: sharper),
 y = the run's template fraction over that of the photographs blurred as much (the script's check asks for at
-most 2). Points without the GAN (the L2 run) and with it (fixed weights, DiffAugment, the adaptive weight) are
+most 2). Points without the GAN (the L2 run) and with it (fixed weights, DiffAugment, the adaptive weight, a
+discriminator with fewer stages) are
 marked apart, so one sees whether any setting is both sharper than L2 and under the bar.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_BAR = 2.0  # examples/titok_small_run.py: template fraction <= 2 x the equally smooth photographs'
+DEFAULT_DISC_STAGES = 2  # examples/titok_small_run.py: GAN_DISCRIMINATOR's stages (reports before --disc-stages)
 
 
 def setting_label(report: dict) -> str:
-    """What the run trained with, from its report: "L2", "GAN 0.01", "GAN 0.01 + DiffAugment", "GAN 0.1 adaptive"."""
+    """What the run trained with, from its report: "L2", "GAN 0.01", "GAN 0.01 + DiffAugment", "GAN 0.1 adaptive",
+    "GAN 0.01, 1-stage discriminator"."""
     gan = report.get("gan")
     if not gan:
         return "L2"
@@ -29,6 +32,9 @@ def setting_label(report: dict) -> str:
         label += " adaptive"
     if gan.get("augment"):
         label += " + DiffAugment"
+    stages = gan.get("stages", DEFAULT_DISC_STAGES)
+    if stages != DEFAULT_DISC_STAGES:
+        label += f", {stages}-stage discriminator"
     return label
 
 

@@ -19,6 +19,9 @@
         --disc-augment --ema-decay 0.999 --jobs 2 \
         --output-dir docs/titok_small_run_conv_gan_fixed_0.01_diffaugment   # DiffAugment on the discriminator (README;
                                                                             # also with --gan-weight 0.001)
+    python examples/titok_small_run.py --variants conv --seeds 0 1 --steps 8000 --gan-weight 0.01 --gan-start 5000 \
+        --disc-stages 1 --ema-decay 0.999 --jobs 2 \
+        --output-dir docs/titok_small_run_conv_gan_fixed_0.01_disc1   # a discriminator that sees as little as the official
 
 The run is a scale-down of the 256 px models that keeps their ratios where the benchmark page's artifact
 lives, the single-stage decoder's per-cell pixel head: each decoder grid cell's p x p x C pixels are one

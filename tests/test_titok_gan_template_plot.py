@@ -34,13 +34,18 @@ def test_plot_points_are_each_runs_template_ratio_and_sharpness(tmp_path):
                             {"weight": 0.1, "start": 5000, "adaptive": True},
                             {"conv, seed 1": {"template_fraction": 0.01, "equally_smooth_template_fraction": 0.01,
                                               "equally_smooth_sigma": 1.5}})
+    one_stage = write_report(tmp_path / "one_stage" / "titok_small_run.json",
+                             {"weight": 0.01, "start": 5000, "adaptive": False, "augment": False, "stages": 1},
+                             {"conv, seed 1": {"template_fraction": 0.05, "equally_smooth_template_fraction": 0.02,
+                                               "equally_smooth_sigma": 0.9}})
     output = tmp_path / "plot.png"
-    points = template_plot.main(["--reports", str(l2), str(gan), str(old), str(adaptive), "--output", str(output)])
+    points = template_plot.main(["--reports", str(l2), str(gan), str(old), str(adaptive), str(one_stage),
+                                 "--output", str(output)])
     assert [(setting, name) for setting, name, _, _ in points] == [
         ("L2", "conv, seed 0"), ("L2", "conv, seed 1"), ("GAN 0.01 + DiffAugment", "conv, seed 0"),
-        ("GAN 0.1 adaptive", "conv, seed 1")]
-    assert [sigma for _, _, sigma, _ in points] == [1.8, 1.5, 1.05, 1.5]
-    assert [round(ratio, 6) for *_, ratio in points] == [3.0, 1.25, 15.0, 1.0]  # 0.03 / 0.01, 0.02 / 0.016, ...
+        ("GAN 0.1 adaptive", "conv, seed 1"), ("GAN 0.01, 1-stage discriminator", "conv, seed 1")]
+    assert [sigma for _, _, sigma, _ in points] == [1.8, 1.5, 1.05, 1.5, 0.9]
+    assert [round(ratio, 6) for *_, ratio in points] == [3.0, 1.25, 15.0, 1.0, 2.5]  # 0.03 / 0.01, 0.02 / 0.016, ...
     with Image.open(output) as image:
         assert image.width > 300 and image.height > 200
 

@@ -398,7 +398,7 @@ def test_disc_augment_on_request(tmp_path):
     report, table = quick_conv_gan_run(tmp_path / "out", "0.01", "--disc-augment")
     assert report["gan"]["augment"] is True
     assert any("logits_real" in entry for entry in report["training_history"]["conv, seed 0"])  # the GAN trained
-    assert ("discriminator learning rate 0.0001, DiffAugment (color, translation, cutout) on the discriminator's "
+    assert ("discriminator learning rate 0.0001, 2 discriminator stages, DiffAugment (color, translation, cutout) on the discriminator's "
             "inputs)") in table
 
 
