@@ -385,9 +385,9 @@ def gan_loss_section(weight: float, start: int, adaptive: bool = False, augment:
 
 def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, steps: int, quick: bool,
                   gan: dict | None = None, ema_decay: float | None = None):
-    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive", "augment"} of ``--gan-weight``,
-    ``--adaptive-gan-weight`` and ``--disc-augment`` (None: L2 only); ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the
-    EMA weights; None: the trained ones)."""
+    """One engine run; ``gan``: {"weight", "start", "disc_learning_rate", "adaptive", "augment", "stages"} of
+    ``--gan-weight``, ``--adaptive-gan-weight``, ``--disc-augment`` and ``--disc-stages`` (None: L2 only);
+    ``ema_decay``: ``--ema-decay`` (the evaluated model then carries the EMA weights; None: the trained ones)."""
     from accelerate.state import AcceleratorState
 
     from hf_vq.training import TrainConfig, run_training
@@ -398,8 +398,7 @@ def train_variant(variant: str, seed: int, data_dir: Path, output_dir: Path, ste
         "data": {"dataset": "imagefolder", "train_data_dir": str(data_dir / "train"),
                  "eval_data_dir": str(data_dir / "held_out"), "image_size": IMAGE_SIZE},
         "loss": {"reconstruction": "mse", **(gan_loss_section(gan["weight"], gan["start"], gan["adaptive"], gan["augment"],
-                                                                gan.get("stages", GAN_DISCRIMINATOR["num_stages"]))
-                                              if gan else {})},
+                                                                gan["stages"]) if gan else {})},
         "training": {"batch_size": 8 if quick else 32, "max_steps": steps, "learning_rate": LEARNING_RATE,
                      "disc_learning_rate": gan["disc_learning_rate"] if gan else None, "optimizer": "adamw",
                      "adam_beta2": 0.99, "weight_decay": 1e-4, "lr_scheduler": "cosine",

@@ -377,7 +377,7 @@ def quick_conv_gan_run(output_dir: Path, weight: str, *options: str) -> tuple[di
 def test_adaptive_gan_weight_on_request(tmp_path):
     """--adaptive-gan-weight makes --gan-weight multiply taming's adaptive weight in the engine's loss config; the
     report and the table say so."""
-    gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True, "augment": False}
+    gan = {"weight": 0.1, "start": 2, "disc_learning_rate": 1e-4, "adaptive": True, "augment": False, "stages": 2}
     loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.adaptive_disc_weight, loss.disc_start) == (0.1, True, 2)
     report, table = quick_conv_gan_run(tmp_path / "out", "0.1", "--adaptive-gan-weight")
@@ -392,7 +392,7 @@ def test_adaptive_gan_weight_on_request(tmp_path):
 def test_disc_augment_on_request(tmp_path):
     """--disc-augment puts DiffAugment's three policies on the discriminator's inputs in the engine's loss config;
     the report and the table say so."""
-    gan = {"weight": 0.01, "start": 2, "disc_learning_rate": 1e-4, "adaptive": False, "augment": True}
+    gan = {"weight": 0.01, "start": 2, "disc_learning_rate": 1e-4, "adaptive": False, "augment": True, "stages": 2}
     loss = engine_config_of_train_variant(tmp_path, gan=gan).loss
     assert (loss.disc_weight, loss.disc_augment) == (0.01, ["color", "translation", "cutout"])
     report, table = quick_conv_gan_run(tmp_path / "out", "0.01", "--disc-augment")
